@@ -1,0 +1,167 @@
+"""
+The HTTP clients: one configuration for the sync and async API clients, a plain client for output
+downloads, and the registry that lets many triggers share pooled async clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from airflow_provider_luma import __version__
+
+DEFAULT_BASE_URL = "https://agents.lumalabs.ai/v1"
+USER_AGENT = f"airflow-provider-luma/{__version__}"
+# Keep every pooled connection alive: a triggerer's many pollers reuse them instead of reconnecting.
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """
+    Everything a client is built from, except the API key (sent per request, so clients can be shared).
+
+    :param base_url: the API root, such as ``https://agents.lumalabs.ai/v1``.
+    :param timeout: seconds to wait for reading, writing and a free pooled connection.
+    :param connect_timeout: seconds to wait for a connection to open.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    timeout: float = 60.0
+    connect_timeout: float = 5.0
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            "limits": _LIMITS,
+        }
+
+    def _api_options(self) -> dict[str, Any]:
+        return {
+            **self._options(),
+            "base_url": self.base_url,
+            "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+        }
+
+    def sync_client(self) -> httpx.Client:
+        """A client for the API (no credentials on it)."""
+        return httpx.Client(**self._api_options())
+
+    def async_client(self) -> httpx.AsyncClient:
+        """The asynchronous twin of :meth:`sync_client`."""
+        return httpx.AsyncClient(**self._api_options())
+
+    def download_client(self) -> httpx.Client:
+        """
+        A client for presigned output URLs: no base URL and no header of ours but ``User-Agent``.
+
+        The URL's signature is its credential; an ``Authorization`` header would be refused by S3 and
+        would hand our API key to the storage host.
+        """
+        return httpx.Client(**self._options(), headers={"User-Agent": USER_AGENT}, follow_redirects=True)
+
+
+@dataclass
+class _Entry:
+    client: httpx.AsyncClient
+    users: int = 0
+
+
+@dataclass
+class AsyncLease:
+    """
+    One user's hold on a shared async client; give it back with :meth:`AsyncClientRegistry.release`.
+
+    :param loop: the event loop the client belongs to.
+    :param config: the configuration it was built from.
+    :param client: the shared client.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    config: ClientConfig
+    client: httpx.AsyncClient = field(repr=False)
+    released: bool = False
+
+
+class AsyncClientRegistry:
+    """
+    Shared ``httpx.AsyncClient`` objects, one per (event loop, client configuration), reference-counted.
+
+    A triggerer runs many Luma triggers on one event loop; each trigger's hook leases the client for
+    its base URL instead of opening its own pool for every poll. An httpx async client belongs to the
+    loop it was first used on, hence the loop in the key. The last release closes the client.
+    """
+
+    def __init__(self) -> None:
+        # Triggerers run one loop, but tests and workers may run loops in several threads.
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[asyncio.AbstractEventLoop, ClientConfig], _Entry] = {}
+
+    async def acquire(self, config: ClientConfig) -> AsyncLease:
+        """Lease the running loop's client for ``config``, creating it on first use."""
+        loop = asyncio.get_running_loop()
+        lease = self._lease_existing(loop, config)
+        if lease is not None:
+            return lease
+        # Building a client loads the CA bundle (tens of milliseconds): not on the event loop.
+        client = await asyncio.to_thread(config.async_client)
+        with self._lock:
+            entry = self._entries.get((loop, config))
+            spare = client if entry is not None else None
+            if entry is None:
+                entry = self._entries[(loop, config)] = _Entry(client)
+            entry.users += 1
+        if spare is not None:
+            # Another user created the same client while this one was being built.
+            await spare.aclose()
+        return AsyncLease(loop, config, entry.client)
+
+    def _lease_existing(self, loop: asyncio.AbstractEventLoop, config: ClientConfig) -> AsyncLease | None:
+        with self._lock:
+            self._forget_closed_loops()
+            entry = self._entries.get((loop, config))
+            if entry is None:
+                return None
+            entry.users += 1
+            return AsyncLease(loop, config, entry.client)
+
+    async def release(self, lease: AsyncLease) -> None:
+        """Give a lease back; the last user of a client closes it. Releasing twice is harmless."""
+        client = self._drop(lease)
+        if client is not None:
+            await client.aclose()
+
+    def abandon(self, lease: AsyncLease) -> None:
+        """Give back a lease from a loop that is no longer running (its client cannot be awaited)."""
+        self._drop(lease)
+
+    def _drop(self, lease: AsyncLease) -> httpx.AsyncClient | None:
+        with self._lock:
+            if lease.released:
+                return None
+            lease.released = True
+            key = (lease.loop, lease.config)
+            entry = self._entries[key]
+            entry.users -= 1
+            if entry.users:
+                return None
+            del self._entries[key]
+            return entry.client
+
+    def _forget_closed_loops(self) -> None:
+        # A loop closed without its users releasing: its sockets died with it, nothing to await.
+        for key in [key for key in self._entries if key[0].is_closed()]:
+            del self._entries[key]
+
+    def users(self, config: ClientConfig) -> int:
+        """How many leases the running loop holds on the client for ``config`` (for tests and metrics)."""
+        entry = self._entries.get((asyncio.get_running_loop(), config))
+        return entry.users if entry else 0
+
+
+#: The process-wide registry every hook uses.
+ASYNC_CLIENTS = AsyncClientRegistry()

@@ -1,0 +1,447 @@
+"""
+What the Luma Agents API takes and gives, as typed values, with all local validation.
+
+A :class:`GenerationRequest` that exists is one the API documents as valid: every rule the docs
+state is checked in ``__post_init__``, so a bad request fails at DAG parse or at the start of a
+task, before any paid call, with an error naming the field and the valid values. The server
+still has the last word (it fetches URLs, decodes images and moderates), so its errors are mapped
+too, in :mod:`airflow_provider_luma.exceptions`.
+
+This module does no I/O: reading a reference image from storage belongs to the operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from airflow_provider_luma.exceptions import LumaRequestValidationError, LumaUnexpectedResponseError
+
+MODELS: tuple[str, ...] = ("uni-1", "uni-1-max")
+GENERATION_TYPES: tuple[str, ...] = ("image", "image_edit")
+#: The nine ratios uni-1 accepts, in the order the API lists them in its 400 detail.
+ASPECT_RATIOS: tuple[str, ...] = ("1:1", "1:2", "1:3", "16:9", "2:1", "2:3", "3:1", "3:2", "9:16")
+#: ``style="manga"`` accepts only these ratios (or none).
+PORTRAIT_ASPECT_RATIOS: tuple[str, ...] = ("2:3", "9:16", "1:2", "1:3")
+STYLES: tuple[str, ...] = ("auto", "manga")
+OUTPUT_FORMATS: tuple[str, ...] = ("png", "jpeg")
+MEDIA_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp", "image/gif")
+PROMPT_MAX_CHARS = 6000
+#: Decoded bytes allowed per input image (the API's 50 MB).
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+MAX_REFERENCES = 9
+#: An edit's source takes one of the nine reference slots.
+MAX_REFERENCES_WITH_SOURCE = 8
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+#: Published pay-as-you-go prices in USD per image (2K output): (no input image, first input image).
+_BASE_PRICE_USD: dict[str, tuple[float, float]] = {"uni-1": (0.0404, 0.0434), "uni-1-max": (0.1000, 0.1030)}
+#: Each input image after the first adds this much.
+_PRICE_PER_EXTRA_IMAGE_USD = 0.0030
+
+
+def _choices(values: Sequence[str]) -> str:
+    return ", ".join(values)
+
+
+class GenerationState(str, Enum):
+    """The four states a generation passes through: ``queued -> processing -> completed | failed``."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (GenerationState.COMPLETED, GenerationState.FAILED)
+
+
+class FailureCode(str, Enum):
+    """The nine ``failure_code`` values of a failed generation."""
+
+    CONTENT_MODERATED = "content_moderated"
+    GENERATION_FAILED = "generation_failed"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    OUTPUT_NOT_FOUND = "output_not_found"
+    IMAGE_TOO_LARGE = "image_too_large"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    CORRUPT_INPUT = "corrupt_input"
+    INVALID_REQUEST = "invalid_request"
+    RATE_LIMITED = "rate_limited"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether submitting the same request again may succeed (the API's own advice per code)."""
+        return self in _RETRYABLE_FAILURE_CODES
+
+
+_RETRYABLE_FAILURE_CODES = frozenset(
+    {FailureCode.GENERATION_FAILED, FailureCode.OUTPUT_NOT_FOUND, FailureCode.RATE_LIMITED}
+)
+
+
+def failure_code_is_retryable(code: str | None) -> bool:
+    """Retryability of a raw ``failure_code``; an unknown or missing code is not retried blindly."""
+    try:
+        return FailureCode(code).retryable
+    except ValueError:
+        return False
+
+
+def _decoded_length(data: str) -> int:
+    """Bytes a base64 string decodes to, without decoding it (a 50 MB image is 67 MB of text)."""
+    stripped = data.rstrip("=")
+    return len(stripped) * 3 // 4
+
+
+def is_generation_id(value: object) -> bool:
+    """Whether ``value`` is a string in the form of a generation id (a UUID)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """
+    One input image: exactly one of ``url``, ``data`` (with ``media_type``), ``generation_id`` or ``file_id``.
+
+    :param url: a public ``https://`` URL the API fetches.
+    :param data: base64 bytes of the image; needs ``media_type``.
+    :param media_type: the MIME type of ``data``.
+    :param generation_id: an earlier generation of the same account, to chain an edit on its output.
+    :param file_id: a file uploaded through the Files API.
+    :param field_name: where this reference stands in the request (``source``, ``image_ref[2]``), for errors.
+    """
+
+    url: str | None = None
+    data: str | None = field(default=None, repr=False)
+    media_type: str | None = None
+    generation_id: str | None = None
+    file_id: str | None = None
+    field_name: str = field(default="image_ref", compare=False)
+
+    def __post_init__(self) -> None:
+        fields = ("url", "data", "generation_id", "file_id")
+        given = [name for name in fields if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise LumaRequestValidationError(
+                self.field_name,
+                f"provide exactly one of 'url', 'data', 'generation_id' or 'file_id' (got {given or 'none'})",
+            )
+        if self.url is not None and not self.url.startswith("https://"):
+            raise LumaRequestValidationError(self.field_name, "'url' must be an https:// URL")
+        if self.data is not None:
+            if self.media_type not in MEDIA_TYPES:
+                raise LumaRequestValidationError(
+                    self.field_name,
+                    f"'media_type' is required with 'data' and must be one of: {_choices(MEDIA_TYPES)} "
+                    f"(got {self.media_type!r})",
+                )
+            if _decoded_length(self.data) > MAX_IMAGE_BYTES:
+                raise LumaRequestValidationError(
+                    self.field_name, f"image exceeds the 50 MB limit ({MAX_IMAGE_BYTES} bytes)"
+                )
+            if len(self.data) % 4 or not _BASE64.fullmatch(self.data):
+                raise LumaRequestValidationError(self.field_name, "'data' is not valid base64")
+        if self.generation_id is not None and not is_generation_id(self.generation_id):
+            raise LumaRequestValidationError(
+                self.field_name, f"'generation_id' must be a generation's UUID (got {self.generation_id!r})"
+            )
+
+    @classmethod
+    def from_value(cls, value: ImageRef | Mapping[str, Any] | str, field_name: str) -> ImageRef:
+        """
+        Build a reference from the forms a DAG author writes.
+
+        An ``https://`` string is a URL; a UUID string is a generation id (for example an upstream
+        task's XCom); a mapping is the API's own shape. Storage paths (``s3://``, ``file://``) are
+        read by the operator and arrive here as ``data``.
+        """
+        if isinstance(value, ImageRef):
+            return cls(**{**value.to_json(), "field_name": field_name})  # type: ignore[arg-type]
+        if isinstance(value, str):
+            if is_generation_id(value):
+                return cls(generation_id=value, field_name=field_name)
+            if value.startswith("https://"):
+                return cls(url=value, field_name=field_name)
+            raise LumaRequestValidationError(
+                field_name,
+                f"expected an https:// URL, a generation id (UUID), a storage path or a mapping with one of "
+                f"'url', 'data', 'generation_id', 'file_id' (got {value[:80]!r})",
+            )
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"url", "data", "media_type", "generation_id", "file_id"}
+            if unknown:
+                raise LumaRequestValidationError(
+                    field_name,
+                    f"unknown keys {sorted(unknown)}; valid: url, data, media_type, generation_id, file_id",
+                )
+            return cls(
+                **{key: item for key, item in value.items() if item is not None}, field_name=field_name
+            )
+        raise LumaRequestValidationError(field_name, f"unsupported reference type {type(value).__name__}")
+
+    def to_json(self) -> dict[str, str]:
+        """The reference as the API takes it (unset fields omitted)."""
+        body = {
+            "url": self.url,
+            "data": self.data,
+            "media_type": self.media_type,
+            "generation_id": self.generation_id,
+            "file_id": self.file_id,
+        }
+        return {key: value for key, value in body.items() if value is not None}
+
+    def describe(self) -> dict[str, Any]:
+        """
+        The reference as it may be logged or stored: base64 bodies are replaced by size and digest.
+
+        URLs given by the user are kept (they are the user's own input, not our presigned outputs).
+        """
+        if self.data is None:
+            return self.to_json()
+        return {
+            "media_type": self.media_type,
+            "bytes": _decoded_length(self.data),
+            "sha256": hashlib.sha256(self.data.encode()).hexdigest(),
+        }
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """
+    A validated body for ``POST /v1/generations``.
+
+    :param prompt: 1 to 6000 characters.
+    :param type: ``image`` (text to image) or ``image_edit`` (needs ``source``).
+    :param model: ``uni-1`` or ``uni-1-max``.
+    :param aspect_ratio: one of the nine ratios, or ``None`` to let the model choose. Ignored by the
+        API on edits (the output keeps the source's size).
+    :param style: ``auto`` or ``manga`` (portrait ratios only), or ``None`` for the API's default.
+    :param output_format: ``png`` or ``jpeg``, or ``None`` to let the model choose.
+    :param web_search: let the model search the web before generating.
+    :param source: the image to edit; required for ``image_edit``, refused otherwise.
+    :param image_ref: up to 9 reference images (8 with a source).
+    :param user_id: your end user's opaque id, for Luma's abuse attribution and usage reports.
+    """
+
+    prompt: str
+    type: str = "image"
+    model: str = "uni-1"
+    aspect_ratio: str | None = None
+    style: str | None = None
+    output_format: str | None = None
+    web_search: bool = False
+    source: ImageRef | None = None
+    image_ref: tuple[ImageRef, ...] = ()
+    user_id: str | None = None
+
+    def __post_init__(self) -> None:
+        self._check_choice("model", self.model, MODELS)
+        self._check_choice("type", self.type, GENERATION_TYPES)
+        if not isinstance(self.prompt, str) or not 1 <= len(self.prompt) <= PROMPT_MAX_CHARS:
+            length = len(self.prompt) if isinstance(self.prompt, str) else type(self.prompt).__name__
+            raise LumaRequestValidationError(
+                "prompt", f"must be between 1 and {PROMPT_MAX_CHARS} characters (got {length})"
+            )
+        if self.aspect_ratio is not None:
+            self._check_choice("aspect_ratio", self.aspect_ratio, ASPECT_RATIOS)
+        if self.style is not None:
+            self._check_choice("style", self.style, STYLES)
+        if self.output_format is not None:
+            self._check_choice("output_format", self.output_format, OUTPUT_FORMATS)
+        if not isinstance(self.web_search, bool):
+            raise LumaRequestValidationError("web_search", f"must be true or false (got {self.web_search!r})")
+        if self.type == "image_edit" and self.source is None:
+            raise LumaRequestValidationError("source", "is required for type 'image_edit'")
+        if self.type != "image_edit" and self.source is not None:
+            raise LumaRequestValidationError("source", "is only valid for type 'image_edit'")
+        limit = MAX_REFERENCES_WITH_SOURCE if self.source is not None else MAX_REFERENCES
+        if len(self.image_ref) > limit:
+            raise LumaRequestValidationError(
+                "image_ref",
+                f"at most {limit} reference images for type '{self.type}' (got {len(self.image_ref)})"
+                + ("; the source occupies one of the 9 slots" if self.source is not None else ""),
+            )
+        if (
+            self.style == "manga"
+            and self.aspect_ratio is not None
+            and self.aspect_ratio not in PORTRAIT_ASPECT_RATIOS
+        ):
+            raise LumaRequestValidationError(
+                "aspect_ratio",
+                f"style 'manga' needs a portrait ratio ({_choices(PORTRAIT_ASPECT_RATIOS)}) or none "
+                f"(got {self.aspect_ratio!r})",
+            )
+        if self.user_id is not None and not isinstance(self.user_id, str):
+            raise LumaRequestValidationError(
+                "user_id", f"must be a string (got {type(self.user_id).__name__})"
+            )
+
+    @staticmethod
+    def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
+        if value not in choices:
+            raise LumaRequestValidationError(name, f"invalid value {value!r}; valid: {_choices(choices)}")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        source: ImageRef | Mapping[str, Any] | str | None = None,
+        image_ref: Sequence[ImageRef | Mapping[str, Any] | str] | None = None,
+        **fields: Any,
+    ) -> GenerationRequest:
+        """Build a request from loose DAG-level values (references as URLs, ids or mappings)."""
+        # One reference given bare rather than in a list.
+        if isinstance(image_ref, (str, Mapping, ImageRef)):
+            image_ref = [image_ref]
+        return cls(
+            source=None if source is None else ImageRef.from_value(source, "source"),
+            image_ref=tuple(
+                ImageRef.from_value(ref, f"image_ref[{i}]") for i, ref in enumerate(image_ref or ())
+            ),
+            **fields,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The body to POST; fields left unset are omitted so the server applies its defaults."""
+        body: dict[str, Any] = {"prompt": self.prompt, "type": self.type, "model": self.model}
+        optional = {
+            "aspect_ratio": self.aspect_ratio,
+            "style": self.style,
+            "output_format": self.output_format,
+            "user_id": self.user_id,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        if self.web_search:
+            body["web_search"] = True
+        if self.source is not None:
+            body["source"] = self.source.to_json()
+        if self.image_ref:
+            body["image_ref"] = [ref.to_json() for ref in self.image_ref]
+        return body
+
+    def describe(self) -> dict[str, Any]:
+        """The request as it may be logged or stored in a metadata record: no base64 bodies."""
+        described = self.to_json()
+        if self.source is not None:
+            described["source"] = self.source.describe()
+        if self.image_ref:
+            described["image_ref"] = [ref.describe() for ref in self.image_ref]
+        return described
+
+    def fingerprint(self) -> str:
+        """A stable digest of what would be sent, to tell whether a retried task asks for the same thing."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def input_image_count(self) -> int:
+        return len(self.image_ref) + (1 if self.source is not None else 0)
+
+    def estimated_cost_usd(self) -> float:
+        """The published pay-as-you-go price of this request; an estimate, Luma's invoice is the truth."""
+        return estimate_cost_usd(self.model, self.input_image_count)
+
+
+def estimate_cost_usd(model: str, input_image_count: int) -> float:
+    """Price of one generation from the published table: a base per model, plus per extra input image."""
+    text_only, first_image = _BASE_PRICE_USD[model]
+    if input_image_count == 0:
+        return text_only
+    return round(first_image + _PRICE_PER_EXTRA_IMAGE_USD * (input_image_count - 1), 4)
+
+
+@dataclass(frozen=True)
+class GenerationOutput:
+    """
+    One output of a completed generation.
+
+    :param type: the media word, ``image`` for uni-1.
+    :param url: a presigned URL, valid one hour and minted afresh on each GET. A secret: kept out of
+        ``repr`` so it cannot slip into a log line.
+    """
+
+    type: str
+    url: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """
+    A generation as ``POST`` and ``GET /v1/generations`` return it.
+
+    :param id: the generation's UUID.
+    :param state: where it is in ``queued -> processing -> completed | failed``.
+    :param model: the model that runs it.
+    :param type: ``image`` or ``image_edit``.
+    :param created_at: ISO-8601 UTC creation time, as the API gave it.
+    :param output: the outputs (one image) once completed.
+    :param failure_code: the ``failure_code`` once failed.
+    :param failure_reason: the human-readable reason once failed.
+    :param request_id: the ``X-Request-Id`` of the response this was read from.
+    """
+
+    id: str
+    state: GenerationState
+    model: str
+    type: str
+    created_at: str
+    output: tuple[GenerationOutput, ...] = ()
+    failure_code: str | None = None
+    failure_reason: str | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any], request_id: str | None = None) -> Generation:
+        """Read an API body; a body missing the id or with an unknown state is an unexpected response."""
+        try:
+            return cls(
+                id=str(body["id"]),
+                state=GenerationState(body["state"]),
+                model=str(body.get("model") or ""),
+                type=str(body.get("type") or ""),
+                created_at=str(body.get("created_at") or ""),
+                output=tuple(
+                    GenerationOutput(type=str(item.get("type") or "image"), url=str(item["url"]))
+                    for item in body.get("output") or ()
+                ),
+                failure_code=body.get("failure_code"),
+                failure_reason=body.get("failure_reason"),
+                request_id=request_id,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise LumaUnexpectedResponseError(
+                200, f"unreadable generation body ({type(error).__name__}: {error})", request_id
+            ) from error
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+    def summary(self) -> dict[str, Any]:
+        """What may go to XCom, logs and trigger events: ids and states, never the presigned URLs."""
+        return {
+            "generation_id": self.id,
+            "state": self.state.value,
+            "model": self.model,
+            "type": self.type,
+            "created_at": self.created_at,
+            "output_count": len(self.output),
+            "failure_code": self.failure_code,
+            "failure_reason": self.failure_reason,
+            "request_id": self.request_id,
+        }

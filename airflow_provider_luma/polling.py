@@ -1,0 +1,233 @@
+"""
+How long to wait for a generation, and what the wait ended with: one set of rules for every waiter.
+
+The operator's worker loop, :class:`~airflow_provider_luma.triggers.luma.LumaGenerationTrigger` and
+:class:`~airflow_provider_luma.sensors.luma.LumaGenerationSensor` all follow the same timing, taken
+from Luma's own advice (uni-1 p50 is about 30 s: wait about 20 s, then poll every 2 s) and bounded by
+an ABSOLUTE deadline in epoch seconds, so a trigger that is restarted on another triggerer keeps the
+original deadline instead of starting the clock again.
+
+:class:`PollPlan` holds the decisions without doing any I/O (when to poll next, when to give up,
+which errors to ride out); :func:`wait_for_generation` and :func:`await_generation` are its sync and
+async drivers. Each wait ends in one :class:`WaitOutcome`, which travels as a trigger event payload
+(:meth:`WaitOutcome.payload`) and is turned back into a result or an error by :func:`summary_or_raise`.
+Tests control time by patching :func:`now`, :func:`sleep` and :func:`asleep` in this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_luma.exceptions import (
+    LumaError,
+    LumaGenerationFailedError,
+    LumaGenerationTimeoutError,
+    LumaRateLimitError,
+)
+from airflow_provider_luma.models import Generation, GenerationState, failure_code_is_retryable
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two GETs once the first one is made (Luma's advice: 2 s; GETs are not rate limited).
+DEFAULT_POLL_INTERVAL = 2.0
+#: Seconds between the submission and the first GET (Luma's advice: about 20 s, uni-1 p50 is ~30 s).
+DEFAULT_INITIAL_WAIT = 20.0
+#: Seconds the whole wait may take before the task gives up. Generous (Luma's docs suggest 120 s
+#: for uni-1 and state no latency SLA) but finite: the job keeps running and billing after we leave.
+DEFAULT_TIMEOUT = 15 * 60.0
+#: Seconds beyond the deadline that Airflow's deferral timeout allows, as a backstop should the
+#: trigger itself never report (its own deadline fires first and yields a ``timeout`` event).
+DEFERRAL_TIMEOUT_MARGIN = 60.0
+
+#: Trigger event statuses; exactly one is yielded per wait.
+SUCCESS = "success"
+FAILED = "failed"
+TIMEOUT = "timeout"
+ERROR = "error"
+
+
+def now() -> float:
+    """Wall-clock epoch seconds (deadlines travel between machines, so not a monotonic clock)."""
+    return time.time()
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+async def asleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    """
+    How a wait ended.
+
+    :param status: ``success``, ``failed``, ``timeout`` or ``error``.
+    :param generation_id: the generation waited on.
+    :param message: a human-readable sentence for the task log.
+    :param generation: the last generation read, as its log-safe :meth:`Generation.summary`.
+    :param retryable: whether a new task try may succeed (resubmitting, or waiting again).
+    """
+
+    status: str
+    generation_id: str
+    message: str
+    generation: dict[str, Any] | None = None
+    retryable: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        """The trigger event payload: JSON only, no URLs (``summary()`` drops them)."""
+        return {
+            "status": self.status,
+            "generation_id": self.generation_id,
+            "message": self.message,
+            "generation": self.generation,
+            "retryable": self.retryable,
+        }
+
+
+@dataclass
+class PollPlan:
+    """
+    When to GET a generation next and when to stop, without doing any I/O.
+
+    :param generation_id: the generation to wait for.
+    :param deadline: epoch seconds after which the wait ends in ``timeout`` (after one last GET).
+    :param first_poll_at: epoch seconds before which no GET is made (the initial wait).
+    :param poll_interval: seconds between GETs after the first one.
+    """
+
+    generation_id: str
+    deadline: float
+    first_poll_at: float
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    last_seen: dict[str, Any] | None = field(default=None, init=False)
+    last_error: str | None = field(default=None, init=False)
+
+    @classmethod
+    def starting_now(
+        cls,
+        generation_id: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        initial_wait: float = DEFAULT_INITIAL_WAIT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> PollPlan:
+        """A plan whose clock starts now: deadline ``now + timeout``, first GET ``now + initial_wait``."""
+        start = now()
+        deadline = start + timeout
+        return cls(generation_id, deadline, min(start + initial_wait, deadline), poll_interval)
+
+    def first_delay(self, at: float) -> float:
+        """Seconds to wait before the first GET (zero when a restarted waiter is already past it)."""
+        return max(0.0, min(self.first_poll_at, self.deadline) - at)
+
+    def after_poll(
+        self, at: float, generation: Generation | None = None, error: LumaError | None = None
+    ) -> WaitOutcome | float:
+        """
+        Decide after one GET: the outcome if the wait is over, else the seconds until the next GET.
+
+        A GET that ran out of the hook's own retries with a retryable error (5xx, transport, 429) is
+        ridden out until the deadline; any other error ends the wait at once.
+        """
+        retry_after: float | None = None
+        if generation is not None:
+            self.last_seen = generation.summary()
+            if generation.state is GenerationState.COMPLETED:
+                return WaitOutcome(
+                    SUCCESS, generation.id, f"Generation {generation.id} completed.", generation.summary()
+                )
+            if generation.state is GenerationState.FAILED:
+                retryable = failure_code_is_retryable(generation.failure_code)
+                message = str(
+                    LumaGenerationFailedError(
+                        generation.id, generation.failure_code, generation.failure_reason, retryable=retryable
+                    )
+                )
+                return WaitOutcome(FAILED, generation.id, message, generation.summary(), retryable)
+        elif error is not None:
+            if not error.retryable:
+                return WaitOutcome(
+                    ERROR, self.generation_id, f"Polling generation {self.generation_id} failed: {error}"
+                )
+            self.last_error = str(error)
+            log.warning("Transient error polling generation %s (polling on): %s", self.generation_id, error)
+            if isinstance(error, LumaRateLimitError):
+                retry_after = error.retry_after
+        if at >= self.deadline:
+            last_state = self.last_seen["state"] if self.last_seen else None
+            message = str(LumaGenerationTimeoutError(self.generation_id, last_state))
+            if self.last_error:
+                message += f" Last polling error: {self.last_error}"
+            return WaitOutcome(TIMEOUT, self.generation_id, message, self.last_seen, retryable=True)
+        delay = max(self.poll_interval, retry_after or 0.0)
+        # The last GET happens at the deadline itself: the final check before declaring a timeout.
+        return min(delay, self.deadline - at)
+
+
+def wait_for_generation(get: Callable[[str], Generation], plan: PollPlan) -> WaitOutcome:
+    """Block until ``plan`` ends, GETting with ``get`` (the worker's loop)."""
+    delay = plan.first_delay(now())
+    while True:
+        sleep(delay)
+        try:
+            decision = plan.after_poll(now(), generation=get(plan.generation_id))
+        except LumaError as error:
+            decision = plan.after_poll(now(), error=error)
+        if isinstance(decision, WaitOutcome):
+            return decision
+        delay = decision
+
+
+async def await_generation(get: Callable[[str], Awaitable[Generation]], plan: PollPlan) -> WaitOutcome:
+    """The same loop as :func:`wait_for_generation`, for the triggerer's event loop."""
+    delay = plan.first_delay(now())
+    while True:
+        await asleep(delay)
+        try:
+            decision = plan.after_poll(now(), generation=await get(plan.generation_id))
+        except LumaError as error:
+            decision = plan.after_poll(now(), error=error)
+        if isinstance(decision, WaitOutcome):
+            return decision
+        delay = decision
+
+
+class LumaWaitError(LumaError):
+    """A wait ended in an ``error`` event, or in an event this provider does not know."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def summary_or_raise(event: Mapping[str, Any] | None) -> dict[str, Any]:
+    """
+    The completed generation's summary from an event payload, or the error the event stands for.
+
+    Only a well-formed ``success`` event is a success; anything missing or unknown is an error.
+    """
+    if not isinstance(event, Mapping) or not isinstance(event.get("status"), str):
+        raise LumaWaitError(f"The wait ended without a readable event ({event!r}).", retryable=True)
+    status, generation_id = event["status"], str(event.get("generation_id"))
+    generation = event.get("generation") or {}
+    if status == SUCCESS and generation.get("state") == GenerationState.COMPLETED.value:
+        return dict(generation)
+    if status == FAILED:
+        code = generation.get("failure_code")
+        raise LumaGenerationFailedError(
+            generation_id, code, generation.get("failure_reason"), retryable=failure_code_is_retryable(code)
+        )
+    if status == TIMEOUT:
+        raise LumaGenerationTimeoutError(generation_id, generation.get("state"))
+    if status == ERROR:
+        raise LumaWaitError(str(event.get("message")), retryable=bool(event.get("retryable")))
+    raise LumaWaitError(f"The wait ended with an unknown event ({event!r}).", retryable=True)

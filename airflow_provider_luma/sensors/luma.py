@@ -1,0 +1,131 @@
+"""Wait for a generation submitted elsewhere (for example with ``wait_for_completion=False``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+
+try:
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+except ImportError:  # Airflow < 3.2 (importing them from airflow.exceptions is deprecated since)
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+    )
+
+from airflow_provider_luma import polling
+from airflow_provider_luma.exceptions import (
+    LumaError,
+    LumaGenerationFailedError,
+    LumaGenerationTimeoutError,
+)
+from airflow_provider_luma.models import GenerationState, failure_code_is_retryable
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+
+class LumaGenerationSensor(BaseSensorOperator):
+    """
+    Succeed when a generation completes; fail when it fails (skip instead with ``soft_fail=True``).
+
+    It only reads (GET), so it never pays. It returns, and pushes as XCom, the generation's log-safe
+    summary (``generation_id``, ``state``, ``model``, ``type``, ``created_at``, ``output_count``,
+    ``request_id``, ``failure_code``, ``failure_reason``; never the output URLs), and pushes the key
+    ``generation_id``, so it chains into ``LumaUploadOutputsOperator`` like the generate operator.
+
+    :param generation_id: the generation to wait for. Templated.
+    :param luma_conn_id: the Luma connection. Templated.
+    :param deferrable: wait in the triggerer; the trigger's deadline is the sensor's ``timeout``.
+        Defaults to the ``[operators] default_deferrable`` option.
+    :param poke_interval: seconds between two checks (default 2 s, Luma's advice).
+    :param timeout: seconds before the sensor fails with ``AirflowSensorTimeout`` (or is skipped
+        with ``soft_fail``). The generation may still finish, and be billed, after that.
+    """
+
+    template_fields: Sequence[str] = ("generation_id", "luma_conn_id")
+    ui_color = "#f0e4ff"
+
+    def __init__(
+        self,
+        *,
+        generation_id: str,
+        luma_conn_id: str = "luma_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poke_interval: float = polling.DEFAULT_POLL_INTERVAL,
+        timeout: float | timedelta = polling.DEFAULT_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.generation_id = generation_id
+        self.luma_conn_id = luma_conn_id
+        self.deferrable = deferrable
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        # One look on the worker first: a generation already over needs no trip to the triggerer.
+        done = self.poke(context)
+        if isinstance(done, PokeReturnValue):
+            return done.xcom_value
+        from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
+
+        start = polling.now()
+        self.defer(
+            trigger=LumaGenerationTrigger(
+                generation_id=self.generation_id,
+                deadline=start + self.timeout,
+                luma_conn_id=self.luma_conn_id,
+                first_poll_at=start + self.poke_interval,
+                poll_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + polling.DEFERRAL_TIMEOUT_MARGIN),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        from airflow_provider_luma.hooks.luma import LumaHook
+
+        try:
+            with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
+                generation = hook.get_generation(self.generation_id)
+        except LumaError as error:
+            if error.retryable:
+                self.log.warning("Transient error reading generation %s: %s", self.generation_id, error)
+                return False
+            raise AirflowFailException(str(error)) from error
+        if generation.state is GenerationState.FAILED:
+            failure = LumaGenerationFailedError(
+                generation.id,
+                generation.failure_code,
+                generation.failure_reason,
+                retryable=failure_code_is_retryable(generation.failure_code),
+            )
+            # Waiting again cannot change a failed generation, so no retry is spent on it.
+            raise AirflowFailException(str(failure)) from failure
+        if generation.state is not GenerationState.COMPLETED:
+            self.log.info("Generation %s is %s", generation.id, generation.state.value)
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._done(context, generation.summary()))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            summary = polling.summary_or_raise(event)
+        except LumaGenerationTimeoutError as error:
+            raise AirflowSensorTimeout(str(error)) from error
+        except LumaError as error:
+            # AirflowException subclasses, so that soft_fail turns them into a skip.
+            if error.retryable and not isinstance(error, LumaGenerationFailedError):
+                raise AirflowException(str(error)) from error
+            raise AirflowFailException(str(error)) from error
+        return self._done(context, summary)
+
+    def _done(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
+        self.log.info("Generation %s completed", summary["generation_id"])
+        context["ti"].xcom_push(key="generation_id", value=summary["generation_id"])
+        return summary

@@ -1,0 +1,35 @@
+"""
+A local stand-in for the Luma Agents API, for tests, demos and benchmarks.
+
+``LumaEmulator`` serves ``POST /v1/generations`` and ``GET /v1/generations/{id}`` as documented, plus
+presigned-style output URLs, on 127.0.0.1 in a background thread. It imports nothing from the rest of
+``airflow_provider_luma``: it stands for Luma, and sharing code with the client would hide mismatches.
+
+The names are resolved lazily so that importing the pytest plugin (loaded in every pytest run) does not
+pull in Starlette or uvicorn.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_luma.testing.faults import Fault
+    from airflow_provider_luma.testing.server import LumaEmulator
+    from airflow_provider_luma.testing.state import EmulatorStats
+
+__all__ = ["EmulatorStats", "Fault", "LumaEmulator"]
+
+_LAZY = {
+    "EmulatorStats": "airflow_provider_luma.testing.state",
+    "Fault": "airflow_provider_luma.testing.faults",
+    "LumaEmulator": "airflow_provider_luma.testing.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)

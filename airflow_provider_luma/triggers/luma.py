@@ -1,0 +1,76 @@
+"""The triggerer's side of a generation: GET it until it ends, then report once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_luma import polling
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+
+class LumaGenerationTrigger(BaseTrigger):
+    """
+    Wait for a submitted generation without holding a worker slot.
+
+    It only GETs (the operator submits on the worker), so two copies running at once after a
+    triggerer fail-over are harmless, and yields exactly one event, whose payload is
+    :meth:`~airflow_provider_luma.polling.WaitOutcome.payload`: ``status`` (``success``, ``failed``,
+    ``timeout`` or ``error``), ``generation_id``, ``message``, ``generation`` (the log-safe summary of
+    the last read, no URLs) and ``retryable``. Times are absolute epoch seconds, so a trigger re-created
+    after a triggerer restart neither waits its initial delay again nor extends its deadline.
+
+    :param generation_id: the generation to wait for.
+    :param luma_conn_id: the Luma connection; the API key is looked up (asynchronously) by the hook,
+        never carried in the trigger's kwargs.
+    :param deadline: epoch seconds; after a last GET at that time the wait ends in ``timeout``.
+    :param first_poll_at: epoch seconds before which no GET is made (the initial wait); ``None``
+        polls at once.
+    :param poll_interval: seconds between GETs.
+    """
+
+    def __init__(
+        self,
+        generation_id: str,
+        deadline: float,
+        luma_conn_id: str = "luma_default",
+        first_poll_at: float | None = None,
+        poll_interval: float = polling.DEFAULT_POLL_INTERVAL,
+    ) -> None:
+        super().__init__()
+        self.generation_id = generation_id
+        self.deadline = deadline
+        self.luma_conn_id = luma_conn_id
+        self.first_poll_at = first_poll_at
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "generation_id": self.generation_id,
+                "deadline": self.deadline,
+                "luma_conn_id": self.luma_conn_id,
+                "first_poll_at": self.first_poll_at,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_luma.hooks.luma import LumaHook
+
+        plan = polling.PollPlan(
+            self.generation_id,
+            deadline=self.deadline,
+            first_poll_at=self.first_poll_at if self.first_poll_at is not None else 0.0,
+            poll_interval=self.poll_interval,
+        )
+        # The client is released before the event is yielded: the triggerer may never resume us.
+        async with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
+            outcome = await polling.await_generation(hook.aget_generation, plan)
+        log_method = self.log.info if outcome.status == polling.SUCCESS else self.log.warning
+        log_method("Generation %s: %s", self.generation_id, outcome.message)
+        yield TriggerEvent(outcome.payload())

@@ -1,0 +1,337 @@
+"""
+The one retry policy, exercised through the hook's sync and async paths with respx.
+
+Every case runs twice (``api`` is parametrised over sync and async) because both paths must obey
+the same table. Sleeps are recorded, never taken.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import respx
+
+from airflow_provider_luma.exceptions import (
+    LumaAPIError,
+    LumaRateLimitError,
+    LumaServerError,
+    LumaSubmissionUnknownError,
+    LumaTransportError,
+)
+from airflow_provider_luma.hooks._retry import RetryPolicy, is_retryable_status
+from airflow_provider_luma.hooks.luma import LumaHook
+from airflow_provider_luma.models import GenerationRequest, GenerationState
+from tests.hooks.conftest import BASE_URL, Sleeps, generation_body
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+GEN_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
+REQUEST = GenerationRequest.build(prompt="a lighthouse at dusk")
+
+
+class Api:
+    """Calls the hook the sync or the async way, and closes it."""
+
+    def __init__(self, mode: str, sleeps: Sleeps) -> None:
+        self.mode = mode
+        self.sleeps = sleeps
+        self.hook = LumaHook(sleep=sleeps, async_sleep=sleeps.asleep)
+
+    async def get(self) -> Any:
+        if self.mode == "sync":
+            return self.hook.get_generation(GEN_ID)
+        return await self.hook.aget_generation(GEN_ID)
+
+    async def create(self) -> Any:
+        if self.mode == "sync":
+            return self.hook.create_generation(REQUEST)
+        return await self.hook.acreate_generation(REQUEST)
+
+    async def close(self) -> None:
+        await self.hook.aclose()
+
+
+@pytest.fixture(params=["sync", "async"])
+async def api(request: pytest.FixtureRequest, luma_conn: Callable[..., None], sleeps: Sleeps) -> Any:
+    client = Api(request.param, sleeps)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def router() -> Any:
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+        yield mock
+
+
+def ok_get() -> httpx.Response:
+    return httpx.Response(200, json=generation_body(GEN_ID, state="processing"))
+
+
+def created() -> httpx.Response:
+    return httpx.Response(201, json=generation_body(GEN_ID))
+
+
+def sent_request_ids(route: respx.Route) -> list[str]:
+    return [call.request.headers["X-Request-Id"] for call in route.calls]
+
+
+# ------------------------------------------------------------------------------------------- GET
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        httpx.ConnectError("refused"),
+        httpx.ConnectTimeout("slow connect"),
+        httpx.ReadTimeout("slow answer"),
+        httpx.RemoteProtocolError("dropped"),
+        httpx.ReadError("reset"),
+    ],
+    ids=lambda fault: type(fault).__name__,
+)
+async def test_get_retries_transport_faults_with_the_same_request_id(
+    api: Api, router: Any, fault: Exception
+) -> None:
+    route = router.get(f"/generations/{GEN_ID}").mock(side_effect=[fault, ok_get()])
+
+    generation = await api.get()
+
+    assert generation.state is GenerationState.PROCESSING
+    assert route.call_count == 2
+    assert len(api.sleeps) == 1 and 0.25 <= api.sleeps[0] <= 0.5
+    first, second = sent_request_ids(route)
+    assert first == second and uuid.UUID(first).version == 4
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_get_retries_server_errors(api: Api, router: Any, status: int) -> None:
+    route = router.get(f"/generations/{GEN_ID}").mock(
+        side_effect=[httpx.Response(status, json={"detail": "boom"}), ok_get()]
+    )
+
+    await api.get()
+
+    assert route.call_count == 2
+
+
+async def test_get_429_honours_retry_after(api: Api, router: Any) -> None:
+    route = router.get(f"/generations/{GEN_ID}").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "7"}, json={"detail": "slow down"}),
+            ok_get(),
+        ]
+    )
+
+    await api.get()
+
+    assert route.call_count == 2
+    # The server's wait, plus at most 10% jitter.
+    assert 7 <= api.sleeps[0] <= 7.7
+
+
+async def test_get_backoff_grows_and_the_budget_ends_in_the_mapped_error(
+    api: Api, router: Any, luma_conn: Callable[..., None]
+) -> None:
+    luma_conn(max_retries=3)
+    api.hook = LumaHook(sleep=api.sleeps, async_sleep=api.sleeps.asleep)
+    route = router.get(f"/generations/{GEN_ID}").mock(
+        return_value=httpx.Response(503, json={"detail": "Image URL ingestion unavailable"})
+    )
+
+    with pytest.raises(LumaServerError) as caught:
+        await api.get()
+
+    assert route.call_count == 4
+    assert caught.value.status_code == 503 and caught.value.detail == "Image URL ingestion unavailable"
+    nominal = [0.5, 1.0, 2.0]
+    assert all(n / 2 <= wait <= n for n, wait in zip(nominal, api.sleeps, strict=True))
+
+
+async def test_get_transport_budget_exhausted_raises_transport_error(
+    api: Api, router: Any, luma_conn: Callable[..., None]
+) -> None:
+    luma_conn(max_retries=2)
+    api.hook = LumaHook(sleep=api.sleeps, async_sleep=api.sleeps.asleep)
+    route = router.get(f"/generations/{GEN_ID}").mock(side_effect=httpx.ConnectError("refused"))
+
+    with pytest.raises(LumaTransportError) as caught:
+        await api.get()
+
+    assert route.call_count == 3
+    assert caught.value.request_id == sent_request_ids(route)[0]
+    assert "3 attempt(s)" in str(caught.value) and "ConnectError" in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 413, 422])
+async def test_get_does_not_retry_client_errors(api: Api, router: Any, status: int) -> None:
+    route = router.get(f"/generations/{GEN_ID}").mock(
+        return_value=httpx.Response(status, json={"detail": "no"})
+    )
+
+    with pytest.raises(LumaAPIError):
+        await api.get()
+
+    assert route.call_count == 1 and api.sleeps == []
+
+
+# ------------------------------------------------------------------------------------------ POST
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        httpx.Response(429, headers={"Retry-After": "2"}, json={"detail": "Rate limit exceeded"}),
+        httpx.Response(502, json={"detail": "Upstream service unavailable"}),
+        httpx.Response(503, json={"detail": "Image URL ingestion unavailable"}),
+        httpx.ConnectError("refused"),
+        httpx.ConnectTimeout("slow connect"),
+        httpx.PoolTimeout("no free connection"),
+    ],
+    ids=["429", "502", "503", "ConnectError", "ConnectTimeout", "PoolTimeout"],
+)
+async def test_post_is_retried_only_when_nothing_was_queued(api: Api, router: Any, first: Any) -> None:
+    route = router.post("/generations").mock(side_effect=[first, created()])
+
+    generation = await api.create()
+
+    assert generation.id == GEN_ID
+    assert route.call_count == 2
+    first_id, second_id = sent_request_ids(route)
+    assert first_id == second_id
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        httpx.ReadTimeout("no answer"),
+        httpx.WriteTimeout("stalled while sending"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.ReadError("connection reset"),
+    ],
+    ids=lambda fault: type(fault).__name__,
+)
+async def test_post_with_unknown_fate_is_never_sent_twice(api: Api, router: Any, fault: Exception) -> None:
+    route = router.post("/generations").mock(side_effect=[fault, created()])
+
+    with pytest.raises(LumaSubmissionUnknownError) as caught:
+        await api.create()
+
+    assert route.call_count == 1 and api.sleeps == []
+    assert caught.value.request_id == sent_request_ids(route)[0]
+    assert caught.value.request_id in str(caught.value) and type(fault).__name__ in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [500, 504])
+async def test_post_server_error_of_unknown_effect_is_not_retried(api: Api, router: Any, status: int) -> None:
+    route = router.post("/generations").mock(
+        side_effect=[
+            httpx.Response(status, headers={"X-Request-Id": "srv-1"}, json={"detail": "oops"}),
+            created(),
+        ]
+    )
+
+    with pytest.raises(LumaServerError) as caught:
+        await api.create()
+
+    assert route.call_count == 1
+    assert (caught.value.status_code, caught.value.request_id, caught.value.detail) == (
+        status,
+        "srv-1",
+        "oops",
+    )
+
+
+def concurrency_429() -> httpx.Response:
+    return httpx.Response(429, headers={"Retry-After": "60"}, json={"detail": "Too many concurrent jobs"})
+
+
+async def test_concurrency_429_waits_within_the_maximum(api: Api, router: Any) -> None:
+    route = router.post("/generations").mock(side_effect=[concurrency_429(), concurrency_429(), created()])
+
+    await api.create()
+
+    assert route.call_count == 3
+    assert len(api.sleeps) == 2 and all(60 <= wait <= 61 for wait in api.sleeps)
+
+
+async def test_concurrency_429_beyond_the_maximum_raises_rate_limit_error(api: Api, router: Any) -> None:
+    # The default maximum is 120 s: two waits of 60 s fit, a third does not.
+    route = router.post("/generations").mock(return_value=concurrency_429())
+
+    with pytest.raises(LumaRateLimitError) as caught:
+        await api.create()
+
+    assert route.call_count == 3 and len(api.sleeps) == 2
+    assert caught.value.retry_after == 60 and caught.value.detail == "Too many concurrent jobs"
+
+
+async def test_rate_limit_wait_longer_than_the_maximum_is_not_started(
+    api: Api, router: Any, luma_conn: Callable[..., None]
+) -> None:
+    luma_conn(max_rate_limit_wait=30)
+    api.hook = LumaHook(sleep=api.sleeps, async_sleep=api.sleeps.asleep)
+    route = router.post("/generations").mock(return_value=concurrency_429())
+
+    with pytest.raises(LumaRateLimitError):
+        await api.create()
+
+    assert route.call_count == 1 and api.sleeps == []
+
+
+async def test_rpm_429_without_retry_after_uses_x_ratelimit_reset(api: Api, router: Any) -> None:
+    import time
+
+    reset = str(int(time.time()) + 5)
+    route = router.post("/generations").mock(
+        side_effect=[
+            httpx.Response(429, headers={"X-RateLimit-Reset": reset}, json={"detail": "Rate limit exceeded"}),
+            created(),
+        ]
+    )
+
+    await api.create()
+
+    assert route.call_count == 2
+    assert 3 <= api.sleeps[0] <= 6
+
+
+# --------------------------------------------------------------------------------- policy itself
+
+
+def test_retry_table() -> None:
+    for status in (429, 502, 503):
+        assert is_retryable_status("POST", status) and is_retryable_status("GET", status)
+    for status in (500, 504):
+        assert is_retryable_status("GET", status) and not is_retryable_status("POST", status)
+    for status in (400, 401, 402, 403, 404, 413, 422):
+        assert not is_retryable_status("GET", status) and not is_retryable_status("POST", status)
+
+
+def test_backoff_is_capped_and_jittered_within_bounds() -> None:
+    low = RetryPolicy(random=lambda: 0.0)
+    high = RetryPolicy(random=lambda: 0.999999)
+    assert [low.backoff(n) for n in range(6)] == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0]
+    assert high.backoff(10) == pytest.approx(8.0)
+
+
+async def test_retries_are_logged_without_the_key(
+    api: Api, router: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    route = router.get(f"/generations/{GEN_ID}").mock(
+        side_effect=[httpx.Response(502, json={"detail": "x"}), ok_get()]
+    )
+
+    await api.get()
+
+    # The hook logs through Airflow's (structlog) task logger, which writes to stdout here.
+    lines = [line for line in capsys.readouterr().out.splitlines() if "retry 1/5" in line]
+    assert len(lines) == 1
+    (line,) = lines
+    assert "warning" in line and f"GET /generations/{GEN_ID}" in line and "after HTTP 502" in line
+    assert f"request id {sent_request_ids(route)[0]}" in line
+    assert "luma-api-" not in line

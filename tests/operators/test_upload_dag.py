@@ -1,0 +1,91 @@
+"""
+Real Airflow runs (``dag.test()``) of uploads: Asset events in the metadata DB, mapping over generate
+results, the metadata record's Airflow ids, a second run that skips, and the example DAG end to end.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support import completed_generation, run_dag
+
+pytestmark = pytest.mark.usefixtures("airflow_db", "luma_connection")
+
+TESTS_DAGS = Path(__file__).resolve().parents[1] / "dags"
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+def _asset_events(dag_id: str, run_id: str) -> list[tuple[str, str, int, dict]]:
+    """(task_id, asset uri, map index, extra) of every Asset event the run produced."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = session.query(AssetEvent).filter_by(source_dag_id=dag_id, source_run_id=run_id).all()
+        return [(e.source_task_id, e.asset.uri, e.source_map_index, dict(e.extra)) for e in events]
+
+
+def test_assets_alias_mapping_and_retry(luma_emulator, luma_connection, monkeypatch, tmp_path):
+    single = completed_generation(luma_connection, prompt="a poster of a lighthouse")
+    mapped = [completed_generation(luma_connection, prompt=f"a {colour} kite") for colour in ("red", "blue")]
+    conf = {"generation": single, "generations": mapped, "destination": str(tmp_path)}
+
+    state, run_id, tis = run_dag(monkeypatch, TESTS_DAGS / "upload_assets.py", "luma_upload_assets", conf)
+
+    assert state == "success", {key: ti.state for key, ti in tis.items()}
+    assert set(tis) == {("generations", -1), ("upload", -1), ("upload_each", 0), ("upload_each", 1)}
+    single_image = tmp_path / f"{single['generation_id']}-0.png"
+    mapped_images = [tmp_path / "mapped" / f"{result['generation_id']}-0.png" for result in mapped]
+    assert all(path.exists() for path in [single_image, *mapped_images])
+
+    record = json.loads(Path(f"{mapped_images[1]}.json").read_text())
+    assert record["airflow"] == {
+        "dag_id": "luma_upload_assets",
+        "task_id": "upload_each",
+        "run_id": run_id,
+        "map_index": 1,
+        "try_number": 1,
+    }
+    assert record["request"]["prompt"] == "a blue kite"
+
+    events = _asset_events("luma_upload_assets", run_id)
+    declared = [extra for task_id, uri, _, extra in events if uri == "luma_test_images"]
+    assert len(declared) == 1
+    assert declared[0]["luma_generation_id"] == single["generation_id"]
+    assert declared[0]["outputs"][0]["uri"] == f"file://{single_image}"
+    by_uri = {uri: (task, index, extra) for task, uri, index, extra in events if uri.startswith("file")}
+    assert set(by_uri) == {f"file://{path}" for path in [single_image, *mapped_images]}
+    task_id, map_index, extra = by_uri[f"file://{mapped_images[0]}"]
+    assert (task_id, map_index, extra["luma_generation_id"]) == ("upload_each", 0, mapped[0]["generation_id"])
+    assert extra["sha256"] == json.loads(Path(f"{mapped_images[0]}.json").read_text())["sha256"]
+
+    # A second run of the same generations (what a clear or a retry does) downloads nothing.
+    downloads = luma_emulator.stats.requests["GET output"]
+    state, _, tis = run_dag(monkeypatch, TESTS_DAGS / "upload_assets.py", "luma_upload_assets", conf)
+    assert state == "success"
+    assert luma_emulator.stats.requests["GET output"] == downloads
+
+
+def test_example_marketing_refresh_dag(luma_emulator, monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW__LUMA__OUTPUT_PATH", f"file://{tmp_path}")
+
+    state, run_id, tis = run_dag(
+        monkeypatch,
+        EXAMPLE_DAGS / "example_luma_marketing_refresh.py",
+        "example_luma_marketing_refresh",
+        fast_polling="generate",
+    )
+
+    assert state == "success", {key: ti.state for key, ti in tis.items()}
+    records = sorted(tmp_path.rglob("*.json"))
+    assert len(records) == luma_emulator.stats.generations_created == 3
+    prompts = sorted(json.loads(path.read_text())["request"]["prompt"] for path in records)
+    assert all("spring sale" in prompt for prompt in prompts)
+    for path in records:
+        image = Path(str(path)[: -len(".json")])
+        assert image.stat().st_size == json.loads(path.read_text())["size"]
+    aliased = [uri for _, uri, _, _ in _asset_events("example_luma_marketing_refresh", run_id)]
+    assert sorted(aliased) == sorted(f"file://{str(path)[: -len('.json')]}" for path in records)

@@ -1,0 +1,139 @@
+"""LumaGenerationSensor with a scripted hook: poke outcomes, deferral, soft_fail and timeout."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from airflow.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
+from airflow.sdk import PokeReturnValue
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from airflow_provider_luma.exceptions import LumaAuthenticationError, LumaServerError
+from airflow_provider_luma.sensors.luma import LumaGenerationSensor
+from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
+from tests.triggers import luma_fakes
+from tests.triggers.luma_fakes import START, FakeClock, FakeHook, make_context, make_generation
+
+clock = luma_fakes.clock
+fake_hook = luma_fakes.fake_hook
+
+GEN_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
+
+
+def _sensor(**kwargs: object) -> LumaGenerationSensor:
+    defaults: dict = {"task_id": "wait", "generation_id": GEN_ID, "deferrable": False}
+    defaults.update(kwargs)
+    return LumaGenerationSensor(**defaults)
+
+
+def test_poke_running_is_not_done(fake_hook: FakeHook) -> None:
+    fake_hook.script([make_generation("processing", generation_id=GEN_ID)])
+    assert _sensor().poke(make_context()) is False
+
+
+def test_poke_completed_returns_and_pushes_the_summary(fake_hook: FakeHook) -> None:
+    fake_hook.script([make_generation("completed", generation_id=GEN_ID)])
+    context = make_context()
+    done = _sensor().poke(context)
+    assert isinstance(done, PokeReturnValue) and done.is_done
+    assert done.xcom_value["generation_id"] == GEN_ID and done.xcom_value["output_count"] == 1
+    assert "url" not in str(done.xcom_value).lower()
+    assert context["ti"].xcom == {"generation_id": GEN_ID}
+
+
+def test_poke_failed_generation_fails_the_task(fake_hook: FakeHook) -> None:
+    fake_hook.script([make_generation("failed", generation_id=GEN_ID, failure_code="content_moderated")])
+    with pytest.raises(AirflowFailException, match="content_moderated"):
+        _sensor().poke(make_context())
+
+
+def test_poke_tolerates_transient_errors_but_not_auth(fake_hook: FakeHook) -> None:
+    fake_hook.script([LumaServerError(502, "Upstream service unavailable", "r")])
+    assert _sensor().poke(make_context()) is False
+    fake_hook.script([LumaAuthenticationError(401, "Invalid API key", "r")])
+    with pytest.raises(AirflowFailException, match="401"):
+        _sensor().poke(make_context())
+
+
+def test_failed_generation_with_soft_fail_is_skipped(fake_hook: FakeHook) -> None:
+    fake_hook.script([make_generation("failed", generation_id=GEN_ID, failure_code="generation_failed")])
+    with pytest.raises(AirflowSkipException):
+        _sensor(soft_fail=True).execute(make_context())
+
+
+def test_deferrable_looks_once_then_defers_with_the_sensor_timeout(
+    fake_hook: FakeHook, clock: FakeClock
+) -> None:
+    fake_hook.script([make_generation("queued", generation_id=GEN_ID)])
+    with pytest.raises(TaskDeferred) as info:
+        _sensor(deferrable=True, timeout=timedelta(minutes=10), poke_interval=3).execute(make_context())
+    trigger = info.value.trigger
+    assert isinstance(trigger, LumaGenerationTrigger)
+    assert trigger.serialize()[1] == {
+        "generation_id": GEN_ID,
+        "deadline": START + 600,
+        "luma_conn_id": "luma_default",
+        "first_poll_at": START + 3,
+        "poll_interval": 3,
+    }
+    assert info.value.timeout == timedelta(seconds=660)
+    assert len(fake_hook.get_calls) == 1
+
+
+def test_deferrable_already_completed_does_not_defer(fake_hook: FakeHook, clock: FakeClock) -> None:
+    fake_hook.script([make_generation("completed", generation_id=GEN_ID)])
+    result = _sensor(deferrable=True).execute(make_context())
+    assert result["state"] == "completed"
+
+
+def _event(status: str, **generation: object) -> dict:
+    summary = make_generation("completed", generation_id=GEN_ID).summary()
+    summary.update(generation)
+    return {
+        "status": status,
+        "generation_id": GEN_ID,
+        "message": "m",
+        "generation": summary,
+        "retryable": True,
+    }
+
+
+def test_execute_complete_success() -> None:
+    context = make_context()
+    assert _sensor().execute_complete(context, _event("success"))["generation_id"] == GEN_ID
+    assert context["ti"].xcom == {"generation_id": GEN_ID}
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (_event("timeout", state="processing"), AirflowSensorTimeout),
+        (_event("failed", state="failed", failure_code="generation_failed"), AirflowFailException),
+        (
+            {"status": "error", "generation_id": GEN_ID, "message": "401", "retryable": False},
+            AirflowFailException,
+        ),
+        (None, Exception),
+    ],
+)
+def test_execute_complete_errors(event: dict | None, expected: type) -> None:
+    with pytest.raises(expected):
+        _sensor().execute_complete(make_context(), event)
+
+
+@pytest.mark.parametrize("event", [_event("timeout", state="processing"), _event("failed", state="failed")])
+def test_soft_fail_skips_after_deferral(event: dict) -> None:
+    """Airflow's resume path applies soft_fail to what execute_complete raises."""
+    sensor = _sensor(soft_fail=True)
+    with pytest.raises(AirflowSkipException):
+        sensor.resume_execution("execute_complete", {"event": event}, make_context())
+
+
+def test_timeout_in_worker_mode_is_a_sensor_timeout(fake_hook: FakeHook) -> None:
+    fake_hook.script([make_generation("processing", generation_id=GEN_ID)])
+    sensor = _sensor(timeout=0, poke_interval=0)
+    with pytest.raises(AirflowSensorTimeout):
+        sensor.execute(make_context())
+    with pytest.raises(AirflowSkipException):
+        _sensor(timeout=0, poke_interval=0, soft_fail=True).execute(make_context())

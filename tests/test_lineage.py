@@ -1,0 +1,135 @@
+"""Lineage of stored outputs: Asset extras, hook-level lineage and OpenLineage facets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+
+import pytest
+
+from airflow_provider_luma import lineage
+from airflow_provider_luma.lineage import GenerationLineage, StoredOutput, openlineage_dataset_name
+
+GENERATION_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
+SOURCE_ID = "0b7f6a3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+PROMPT = "a lighthouse at dusk, poster style"
+
+
+def _lineage(outputs=None) -> GenerationLineage:
+    request = {
+        "prompt": PROMPT,
+        "type": "image_edit",
+        "model": "uni-1",
+        "aspect_ratio": "2:3",
+        "source": {"generation_id": SOURCE_ID},
+        "image_ref": [
+            {"url": "https://cdn.example.com/refs/palette.png"},
+            {"media_type": "image/png", "bytes": 12, "sha256": "ab" * 32},
+        ],
+    }
+    return GenerationLineage(
+        generation_id=GENERATION_ID,
+        model="uni-1",
+        type="image_edit",
+        created_at="2026-04-08T12:00:00Z",
+        request=request,
+        outputs=outputs
+        or [
+            StoredOutput(
+                index=0,
+                uri=f"s3://bucket/luma/{GENERATION_ID}-0.png",
+                metadata_uri=f"s3://bucket/luma/{GENERATION_ID}-0.png.json",
+                sha256="cd" * 32,
+                size=1234,
+                content_type="image/png",
+            )
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("file:///data/luma/a.png", ("file", "/data/luma/a.png")),
+        ("s3://bucket/luma/a.png", ("s3://bucket", "luma/a.png")),
+        ("gs://bucket/a.png", ("gs://bucket", "a.png")),
+        ("https://cdn.example.com/refs/p.png", ("https://cdn.example.com", "/refs/p.png")),
+        (f"luma://generations/{GENERATION_ID}", ("luma", f"generations/{GENERATION_ID}")),
+    ],
+)
+def test_openlineage_names_follow_the_conventions(uri, expected):
+    assert openlineage_dataset_name(uri) == expected
+
+
+def test_asset_extra_has_the_generation_but_only_a_hash_of_the_prompt():
+    extra = _lineage().asset_extra()
+
+    assert extra["luma_generation_id"] == GENERATION_ID
+    assert extra["luma_model"] == "uni-1"
+    assert extra["luma_aspect_ratio"] == "2:3"
+    assert extra["luma_prompt_sha256"] == hashlib.sha256(PROMPT.encode()).hexdigest()
+    assert extra["outputs"] == [
+        {
+            "uri": f"s3://bucket/luma/{GENERATION_ID}-0.png",
+            "sha256": "cd" * 32,
+            "size": 1234,
+            "content_type": "image/png",
+        }
+    ]
+    assert PROMPT not in json.dumps(extra)
+
+
+def test_input_references_keep_urls_and_generation_ids_and_drop_inline_images():
+    assert _lineage().input_references() == [
+        f"luma://generations/{SOURCE_ID}",
+        "https://cdn.example.com/refs/palette.png",
+    ]
+
+
+def test_bare_id_lineage_has_no_request_parts():
+    bare = GenerationLineage(GENERATION_ID, "uni-1", "image", "2026-04-08Z", None, _lineage().outputs)
+    assert bare.input_references() == []
+    assert bare.asset_extra()["luma_prompt_sha256"] is None
+
+
+def test_openlineage_facets_report_sources_outputs_and_run_facet():
+    result = lineage.openlineage_facets(_lineage())
+
+    assert [(d.namespace, d.name) for d in result.inputs] == [
+        ("luma", f"generations/{GENERATION_ID}"),
+        ("luma", f"generations/{SOURCE_ID}"),
+        ("https://cdn.example.com", "/refs/palette.png"),
+    ]
+    assert [(d.namespace, d.name) for d in result.outputs] == [("s3://bucket", f"luma/{GENERATION_ID}-0.png")]
+    facet = result.run_facets[lineage.RUN_FACET_NAME]
+    assert (facet.generation_id, facet.model, facet.type) == (GENERATION_ID, "uni-1", "image_edit")
+    assert facet.prompt_sha256 == hashlib.sha256(PROMPT.encode()).hexdigest()
+    # It serialises the way the OpenLineage client sends it, without the prompt.
+    from openlineage.client.serde import Serde
+
+    serialised = Serde.to_json(facet)
+    assert GENERATION_ID in serialised
+    assert PROMPT not in serialised
+
+
+def test_openlineage_facets_need_the_optional_provider(monkeypatch):
+    monkeypatch.setitem(sys.modules, "airflow.providers.openlineage.extractors", None)
+    with pytest.raises(ImportError):
+        lineage.openlineage_facets(_lineage())
+
+
+def test_hook_lineage_collector_receives_the_generation_and_the_objects(monkeypatch):
+    from airflow.sdk.lineage import HookLineageCollector
+
+    collector = HookLineageCollector()
+    monkeypatch.setattr(lineage, "_hook_lineage_collector", lambda: collector)
+    hook = object()
+
+    lineage.record_hook_lineage(hook, _lineage())
+
+    collected = collector.collected_assets
+    assert [info.asset.uri for info in collected.inputs] == [f"luma://generations/{GENERATION_ID}"]
+    assert [info.asset.uri for info in collected.outputs] == [f"s3://bucket/luma/{GENERATION_ID}-0.png"]
+    assert collected.outputs[0].asset.extra["sha256"] == "cd" * 32
+    assert collected.outputs[0].context is hook

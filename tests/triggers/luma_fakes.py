@@ -1,0 +1,177 @@
+"""
+Stand-ins shared by the trigger, sensor and generate-operator unit tests.
+
+The fake hook follows the brief's ``LumaHook`` interface; the fake clock replaces the time functions
+of :mod:`airflow_provider_luma.polling`, so waits take no real time and every sleep is recorded.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_luma import polling
+from airflow_provider_luma.models import Generation, GenerationOutput, GenerationRequest, GenerationState
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+START = 1_800_000_000.0
+
+
+def make_generation(
+    state: str = "queued",
+    *,
+    generation_id: str | None = None,
+    failure_code: str | None = None,
+    type: str = "image",
+) -> Generation:
+    completed = state == "completed"
+    return Generation(
+        id=generation_id or str(uuid.uuid4()),
+        state=GenerationState(state),
+        model="uni-1",
+        type=type,
+        created_at="2026-04-08T12:00:00Z",
+        output=(GenerationOutput("image", "https://storage.example/out.png?X-Amz-Signature=secret"),)
+        if completed
+        else (),
+        failure_code=failure_code,
+        failure_reason=f"reason for {failure_code}" if failure_code else None,
+        request_id="req-1",
+    )
+
+
+class FakeClock:
+    """Epoch time that moves only when the code under test sleeps."""
+
+    def __init__(self, start: float = START) -> None:
+        self.time = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.time += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(polling, "now", fake.now)
+    monkeypatch.setattr(polling, "sleep", fake.sleep)
+    monkeypatch.setattr(polling, "asleep", fake.asleep)
+    return fake
+
+
+@dataclass
+class FakeHook:
+    """
+    The brief's LumaHook, scripted: each GET takes the next item of ``gets`` (a Generation, or an
+    exception to raise); the last item repeats. ``clock`` (optional) records when each GET happened.
+    """
+
+    gets: list[Any] = field(default_factory=list)
+    create_result: Any = None
+    clock: FakeClock | None = None
+    created: list[GenerationRequest] = field(default_factory=list)
+    get_calls: list[str] = field(default_factory=list)
+    get_times: list[float] = field(default_factory=list)
+    init_kwargs: list[dict[str, Any]] = field(default_factory=list)
+    closed: int = 0
+
+    def __call__(self, **kwargs: Any) -> FakeHook:
+        """Acts as the class: ``LumaHook(luma_conn_id=...)`` returns this same scripted hook."""
+        self.init_kwargs.append(kwargs)
+        return self
+
+    def script(self, items: Iterable[Any]) -> None:
+        self.gets = list(items)
+
+    def _next(self, generation_id: str) -> Generation:
+        self.get_calls.append(generation_id)
+        if self.clock is not None:
+            self.get_times.append(self.clock.time)
+        item = self.gets.pop(0) if len(self.gets) > 1 else self.gets[0]
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def get_generation(self, generation_id: str) -> Generation:
+        return self._next(generation_id)
+
+    async def aget_generation(self, generation_id: str) -> Generation:
+        return self._next(generation_id)
+
+    def create_generation(self, request: GenerationRequest) -> Generation:
+        self.created.append(request)
+        if isinstance(self.create_result, BaseException):
+            raise self.create_result
+        return self.create_result or make_generation("queued")
+
+    def __enter__(self) -> FakeHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed += 1
+
+    async def __aenter__(self) -> FakeHook:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.closed += 1
+
+
+@pytest.fixture
+def fake_hook(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeHook:
+    """Replace ``LumaHook`` where the product imports it (lazily, from ``hooks.luma``)."""
+    hook = FakeHook(clock=clock)
+    try:
+        import airflow_provider_luma.hooks.luma as module
+    except ImportError:  # the hook is not written yet: stand its module in
+        module = types.ModuleType("airflow_provider_luma.hooks.luma")
+        monkeypatch.setitem(sys.modules, "airflow_provider_luma.hooks.luma", module)
+    monkeypatch.setattr(module, "LumaHook", hook, raising=False)
+    return hook
+
+
+class FakeTaskStateStore:
+    """Airflow 3.3's task_state_store accessor, in memory, recording retentions."""
+
+    def __init__(self, values: dict[str, Any] | None = None) -> None:
+        self.values: dict[str, Any] = dict(values or {})
+        self.retentions: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+        assert value is not None
+        self.values[key] = value
+        self.retentions[key] = retention
+
+
+class FakeTI:
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def make_context(store: FakeTaskStateStore | None = None) -> dict[str, Any]:
+    context: dict[str, Any] = {"ti": FakeTI()}
+    if store is not None:
+        context["task_state_store"] = store
+    return context
