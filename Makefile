@@ -24,6 +24,9 @@ FLOOR_CONSTRAINTS := scripts/floor-constraints.txt
 # process-level checks that the main run already covers (markers are declared in pyproject.toml).
 FLOOR_MARKERS := not e2e and not packaging and not latest_airflow
 
+# Reads the installed version without importing Airflow (which takes seconds).
+export PRINT_AIRFLOW_VERSION := import importlib.metadata as m; print(m.version("apache-airflow"))
+
 # Never let uv fetch a Python build: the machine's own interpreter is the one we test with.
 export UV_PYTHON_DOWNLOADS := never
 
@@ -69,11 +72,11 @@ typecheck: $(VENV)/.installed
 
 # pytest's exit code 5 ("no tests collected") fails the target like any other error.
 unit: $(VENV)/.installed
-	@echo "== pytest (full suite, $$($(VENV)/bin/python -c 'import airflow; print("Airflow", airflow.__version__)'))"
+	@echo "== pytest (full suite, Airflow $$($(VENV)/bin/python -c "$$PRINT_AIRFLOW_VERSION"))"
 	time $(VENV)/bin/pytest
 
 floor: $(FLOOR_VENV)/.installed
-	@echo "== pytest on the floor ($$($(FLOOR_VENV)/bin/python -c 'import airflow; print("Airflow", airflow.__version__)'))"
+	@echo "== pytest on the floor (Airflow $$($(FLOOR_VENV)/bin/python -c "$$PRINT_AIRFLOW_VERSION"))"
 	time $(FLOOR_VENV)/bin/pytest -m "$(FLOOR_MARKERS)"
 
 # Sequential on purpose: each phase is reported and the first failure stops the run.

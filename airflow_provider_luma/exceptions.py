@@ -224,6 +224,18 @@ class LumaGenerationTimeoutError(LumaError):
         self.last_state = last_state
 
 
+class LumaWaitError(LumaError):
+    """
+    A wait ended in an ``error`` event, or in an event this provider does not know.
+
+    :param retryable: whether a new task try may succeed.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
 _ERRORS_BY_STATUS: dict[int, type[LumaAPIError]] = {
     400: LumaInvalidRequestError,
     401: LumaAuthenticationError,

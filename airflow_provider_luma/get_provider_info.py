@@ -72,6 +72,22 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "s3://marketing-assets/luma",
                         "default": "",
                     },
+                    "initial_wait": {
+                        "description": "Seconds LumaGenerateImageOperator waits after submitting before its "
+                        "first status check, when a task sets no initial_wait (Luma's advice: about 20 s).",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "20",
+                        "default": "20",
+                    },
+                    "poll_interval": {
+                        "description": "Seconds between two status checks of a generation, when a task sets "
+                        "no poll_interval (Luma's advice: 2 s).",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "2",
+                        "default": "2",
+                    },
                     "output_conn_id": {
                         "description": "The Airflow connection used to reach ``output_path``.",
                         "version_added": "0.1.0",

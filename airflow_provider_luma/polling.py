@@ -28,6 +28,7 @@ from airflow_provider_luma.exceptions import (
     LumaGenerationFailedError,
     LumaGenerationTimeoutError,
     LumaRateLimitError,
+    LumaWaitError,
 )
 from airflow_provider_luma.models import Generation, GenerationState, failure_code_is_retryable
 
@@ -199,14 +200,6 @@ async def await_generation(get: Callable[[str], Awaitable[Generation]], plan: Po
         if isinstance(decision, WaitOutcome):
             return decision
         delay = decision
-
-
-class LumaWaitError(LumaError):
-    """A wait ended in an ``error`` event, or in an event this provider does not know."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 def summary_or_raise(event: Mapping[str, Any] | None) -> dict[str, Any]:

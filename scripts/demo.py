@@ -7,8 +7,6 @@ DAG ``example_dags/example_luma_marketing_refresh.py`` is run with ``dag.test()`
 image per prompt and stores each, with a metadata record, under ``./demo-output/``. The summary lists
 every stored image (path, size, sha256, checked against its record) and what the emulator counted.
 
-Without that example DAG the demo falls back to the hook alone: create, wait, download.
-
 Options: ``--output DIR`` (or ``LUMA_DEMO_OUTPUT``), ``--airflow-home DIR`` (or ``LUMA_DEMO_AIRFLOW_HOME``).
 """
 
@@ -37,10 +35,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = REPO_ROOT / "example_dags"
 EXAMPLE_DAG_FILE = EXAMPLE_DAGS / "example_luma_marketing_refresh.py"
 EXAMPLE_DAG_ID = "example_luma_marketing_refresh"
-FALLBACK_PROMPTS = (
-    "A ceramic coffee cup on a sunlit oak table, product shot",
-    "A running shoe floating over a neon city at night",
-)
 #: Demo latencies: long enough to watch the wait, short enough not to bore.
 QUEUED_SECONDS = 1.0
 PROCESSING_SECONDS = 2.0
@@ -93,6 +87,9 @@ def configure_airflow(home: Path, output: Path, connection_json: str) -> None:
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
             "AIRFLOW__LUMA__OUTPUT_PATH": str(output),
+            # The emulator's demo latency is 3 s: poll sooner than Luma's production advice.
+            "AIRFLOW__LUMA__INITIAL_WAIT": "2",
+            "AIRFLOW__LUMA__POLL_INTERVAL": "0.5",
             "AIRFLOW_CONN_LUMA_DEFAULT": connection_json,
         }
     )
@@ -123,7 +120,10 @@ def sha256_of(path: Path) -> str:
 
 def run_example_dag(output: Path) -> list[StoredImage]:
     """Run the example DAG with dag.test(); return the images its run stored, each checked."""
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAG_FILE))
     if bag.import_errors:
@@ -185,34 +185,6 @@ def _checked(image: Path, record: dict[str, Any]) -> StoredImage:
     return stored
 
 
-def run_hook_round_trip(output: Path) -> list[StoredImage]:
-    """Without the example DAG: submit each prompt, wait for it, download its image."""
-    from airflow_provider_luma import polling
-    from airflow_provider_luma.hooks.luma import LumaHook
-    from airflow_provider_luma.models import GenerationRequest
-
-    images = []
-    with LumaHook(luma_conn_id="luma_default") as hook:
-        for prompt in FALLBACK_PROMPTS:
-            request = GenerationRequest.build(prompt=prompt, aspect_ratio="16:9", output_format="png")
-            generation = hook.create_generation(request)
-            print(f"  submitted {generation.id}: {prompt}")
-            plan = polling.PollPlan.starting_now(
-                generation.id, timeout=120, initial_wait=1, poll_interval=0.5
-            )
-            polling.summary_or_raise(polling.wait_for_generation(hook.get_generation, plan).payload())
-            target = output / f"{generation.id}-0.png"
-            partial_target = target.with_name(f".{target.name}.partial")
-            try:
-                with partial_target.open("wb") as sink:
-                    downloaded = hook.download_output(generation.id, sink)
-                partial_target.replace(target)
-            finally:
-                partial_target.unlink(missing_ok=True)
-            images.append(StoredImage(target, downloaded.size, downloaded.sha256, generation.id, prompt))
-    return images
-
-
 def print_summary(mode: str, images: list[StoredImage], emulator: LumaEmulator, seconds: float) -> None:
     stats = emulator.stats
     print()
@@ -244,14 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_airflow(home, output, emulator.connection_json())
             print(f"Migrating the Airflow database in {home} ...")
             migrate_database()
-            if EXAMPLE_DAG_FILE.exists():
-                mode = f"DAG {EXAMPLE_DAG_ID} with dag.test()"
-                print(f"Running {mode}; images go to {output} ...")
-                images = run_example_dag(output)
-            else:
-                mode = "hook round trip"
-                print(f"{EXAMPLE_DAG_FILE.name} not found: falling back to a {mode} into {output} ...")
-                images = run_hook_round_trip(output)
+            mode = f"DAG {EXAMPLE_DAG_ID} with dag.test()"
+            print(f"Running {mode}; images go to {output} ...")
+            images = run_example_dag(output)
             print_summary(mode, images, emulator, time.monotonic() - started)
     except DemoError as error:
         print(f"\nDemo failed: {error}", file=sys.stderr)

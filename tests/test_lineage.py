@@ -120,7 +120,10 @@ def test_openlineage_facets_need_the_optional_provider(monkeypatch):
 
 
 def test_hook_lineage_collector_receives_the_generation_and_the_objects(monkeypatch):
-    from airflow.sdk.lineage import HookLineageCollector
+    try:
+        from airflow.sdk.lineage import HookLineageCollector
+    except ImportError:  # Airflow < 3.2
+        from airflow.lineage.hook import HookLineageCollector  # type: ignore[no-redef]
 
     collector = HookLineageCollector()
     monkeypatch.setattr(lineage, "_hook_lineage_collector", lambda: collector)

@@ -23,14 +23,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.sdk import BaseOperator, conf
-
-try:
-    from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # Airflow < 3.2 (importing it from airflow.exceptions is deprecated since)
-    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
+from airflow.sdk import BaseOperator
 
 from airflow_provider_luma import polling
+from airflow_provider_luma._compat import AirflowFailException, conf, never_expire
 from airflow_provider_luma.exceptions import (
     LumaConfigurationError,
     LumaError,
@@ -99,6 +95,13 @@ def _is_literal(value: Any) -> bool:
     return False
 
 
+def _configured_seconds(option: str, value: float | None, default: float) -> float:
+    """A timing parameter: the task's own, else the deployment's ``[luma]`` option, else Luma's advice."""
+    if value is not None:
+        return float(value)
+    return conf.getfloat("luma", option, fallback=default)
+
+
 def _result(summary: Mapping[str, Any], described_request: Mapping[str, Any]) -> dict[str, Any]:
     """The task's XCom: ids, state and cost, no URLs and no image bytes."""
     input_images = len(described_request.get("image_ref") or ()) + bool(described_request.get("source"))
@@ -148,8 +151,10 @@ class LumaGenerateImageOperator(BaseOperator):
         submission with state ``queued`` (wait later with ``LumaGenerationSensor``).
     :param deferrable: wait in the triggerer, freeing the worker slot. Defaults to the
         ``[operators] default_deferrable`` option.
-    :param poll_interval: seconds between two status checks.
-    :param initial_wait: seconds between the submission and the first status check.
+    :param poll_interval: seconds between two status checks. Defaults to the ``[luma] poll_interval``
+        option, else 2 s (Luma's advice).
+    :param initial_wait: seconds between the submission and the first status check. Defaults to the
+        ``[luma] initial_wait`` option, else 20 s (uni-1's p50 is about 30 s).
     :param timeout: seconds (or a timedelta) the whole wait may take. When it passes the task fails
         and may be retried (a retry waits on the same generation again); the API has no cancel,
         so the generation may still finish and be billed.
@@ -188,8 +193,8 @@ class LumaGenerateImageOperator(BaseOperator):
         luma_conn_id: str = "luma_default",
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = polling.DEFAULT_POLL_INTERVAL,
-        initial_wait: float = polling.DEFAULT_INITIAL_WAIT,
+        poll_interval: float | None = None,
+        initial_wait: float | None = None,
         timeout: float | timedelta = polling.DEFAULT_TIMEOUT,
         resubmit_on_retry: bool = False,
         **kwargs: Any,
@@ -209,8 +214,10 @@ class LumaGenerateImageOperator(BaseOperator):
         self.luma_conn_id = luma_conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.initial_wait = initial_wait
+        self.poll_interval = _configured_seconds(
+            "poll_interval", poll_interval, polling.DEFAULT_POLL_INTERVAL
+        )
+        self.initial_wait = _configured_seconds("initial_wait", initial_wait, polling.DEFAULT_INITIAL_WAIT)
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         self.resubmit_on_retry = resubmit_on_retry
         if _is_literal([getattr(self, name) for name in self.template_fields]):
@@ -338,12 +345,10 @@ class LumaGenerateImageOperator(BaseOperator):
                 "clear the task to submit again."
             ) from error
         if store is not None:
-            from airflow.sdk.execution_time.context import NEVER_EXPIRE
-
             store.set(
                 STATE_KEY,
                 {"generation_id": generation.id, "fingerprint": request.fingerprint()},
-                retention=NEVER_EXPIRE,
+                retention=never_expire(),
             )
         self.log.info(
             "Submitted generation %s (state %s, estimated cost %.4f USD)",
@@ -486,7 +491,8 @@ class LumaUploadOutputsOperator(BaseOperator):
                 "AIRFLOW__LUMA__OUTPUT_CONN_ID)."
             )
         if isinstance(destination, ObjectStoragePath):
-            if conn_id is None or destination.conn_id is not None:
+            # storage_options, not .conn_id: the attribute is new in Airflow 3.2.
+            if conn_id is None or destination.storage_options.get("conn_id") is not None:
                 return destination
             destination = str(destination)
         if "://" not in destination:

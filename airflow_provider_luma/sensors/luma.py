@@ -5,18 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-
-try:
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
-except ImportError:  # Airflow < 3.2 (importing them from airflow.exceptions is deprecated since)
-    from airflow.exceptions import (  # type: ignore[no-redef]
-        AirflowException,
-        AirflowFailException,
-        AirflowSensorTimeout,
-    )
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_luma import polling
+from airflow_provider_luma._compat import AirflowException, AirflowFailException, AirflowSensorTimeout, conf
 from airflow_provider_luma.exceptions import (
     LumaError,
     LumaGenerationFailedError,

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from airflow.exceptions import AirflowFailException, TaskDeferred
 
+from airflow_provider_luma._compat import never_expire
 from airflow_provider_luma.exceptions import (
     LumaAuthenticationError,
     LumaGenerationFailedError,
@@ -27,20 +28,17 @@ from airflow_provider_luma.exceptions import (
 from airflow_provider_luma.models import MAX_IMAGE_BYTES, FailureCode, GenerationRequest
 from airflow_provider_luma.operators.luma import STATE_KEY, LumaGenerateImageOperator
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
-from tests.triggers import luma_fakes
-from tests.triggers.luma_fakes import (
+from tests.fakes import (
+    GEN_ID,
     START,
     FakeClock,
     FakeHook,
     FakeTaskStateStore,
     make_context,
+    make_event,
     make_generation,
 )
 
-clock = luma_fakes.clock
-fake_hook = luma_fakes.fake_hook
-
-GEN_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
 OTHER_ID = "0b5a4e8c-1d7a-4c36-9f7e-2a6b0d9e1f23"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 RETRYABLE_CODES = {"generation_failed", "output_not_found", "rate_limited"}
@@ -141,9 +139,7 @@ def test_worker_poll_returns_small_result_and_pushes_the_id(fake_hook: FakeHook,
         "generation_id": GEN_ID,
         "fingerprint": _fingerprint(aspect_ratio="16:9"),
     }
-    from airflow.sdk.execution_time.context import NEVER_EXPIRE
-
-    assert store.retentions[STATE_KEY] is NEVER_EXPIRE
+    assert store.retentions[STATE_KEY] is never_expire()
 
 
 def test_deferrable_defers_with_absolute_times_and_a_backstop(fake_hook: FakeHook, clock: FakeClock) -> None:
@@ -262,29 +258,17 @@ def test_unknown_submission_fate_fails_without_retry_and_says_how_to_check(
 # --- execute_complete: one event in, a result or the right error out ----------------------------------
 
 
-def _event(status: str, **generation: object) -> dict:
-    summary = make_generation("completed", generation_id=GEN_ID).summary()
-    summary.update(generation)
-    return {
-        "status": status,
-        "generation_id": GEN_ID,
-        "message": "m",
-        "generation": summary,
-        "retryable": False,
-    }
-
-
 def test_execute_complete_success(clock: FakeClock) -> None:
     context = make_context()
     described = GenerationRequest.build(prompt="a lighthouse at dusk").describe()
-    result = _operator().execute_complete(context, _event("success"), request=described)
+    result = _operator().execute_complete(context, make_event("success"), request=described)
     assert result["generation_id"] == GEN_ID and result["state"] == "completed"
     assert result["request"] == described
     assert context["ti"].xcom == {"generation_id": GEN_ID}
 
 
 def test_execute_complete_rebuilds_the_request_when_the_kwargs_were_dropped(clock: FakeClock) -> None:
-    result = _operator(model="uni-1-max").execute_complete(make_context(), _event("success"))
+    result = _operator(model="uni-1-max").execute_complete(make_context(), make_event("success"))
     assert result["request"]["model"] == "uni-1-max"
     assert result["estimated_cost_usd"] == 0.1
 
@@ -292,17 +276,21 @@ def test_execute_complete_rebuilds_the_request_when_the_kwargs_were_dropped(cloc
 @pytest.mark.parametrize(
     ("event", "expected", "fail_fast"),
     [
-        (_event("failed", state="failed", failure_code="content_moderated"), LumaGenerationFailedError, True),
         (
-            _event("failed", state="failed", failure_code="generation_failed"),
+            make_event("failed", state="failed", failure_code="content_moderated"),
+            LumaGenerationFailedError,
+            True,
+        ),
+        (
+            make_event("failed", state="failed", failure_code="generation_failed"),
             LumaGenerationFailedError,
             False,
         ),
-        (_event("timeout", state="processing"), LumaGenerationTimeoutError, False),
+        (make_event("timeout", state="processing"), LumaGenerationTimeoutError, False),
         ({"status": "error", "generation_id": GEN_ID, "message": "HTTP 401", "retryable": False}, None, True),
         (None, None, False),
         ({"status": "exploded"}, None, False),
-        (_event("success", state="processing"), None, False),  # a "success" that is not completed
+        (make_event("success", state="processing"), None, False),  # a "success" that is not completed
     ],
 )
 def test_execute_complete_never_turns_a_bad_event_into_success(

@@ -10,7 +10,7 @@ from airflow.exceptions import AirflowFailException
 from airflow_provider_luma.exceptions import LumaGenerationFailedError, LumaSubmissionUnknownError
 from airflow_provider_luma.operators.luma import STATE_KEY, LumaGenerateImageOperator
 from airflow_provider_luma.testing import Fault
-from tests.triggers.luma_fakes import FakeTaskStateStore, make_context
+from tests.fakes import FakeTaskStateStore, make_context
 
 pytestmark = pytest.mark.usefixtures("luma_connection")
 FAST = {"initial_wait": 0.1, "poll_interval": 0.05, "timeout": 30, "deferrable": False}

@@ -15,6 +15,7 @@ import sys
 import pytest
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_luma._compat import AirflowFailException
 from airflow_provider_luma.exceptions import LumaError
 from airflow_provider_luma.operators.luma import LumaUploadOutputsOperator
 from airflow_provider_luma.testing import Fault
@@ -26,11 +27,6 @@ from tests.support import (
     emulator_bytes,
     task_context,
 )
-
-try:
-    from airflow.sdk.exceptions import AirflowFailException
-except ImportError:
-    from airflow.exceptions import AirflowFailException
 
 
 def _upload(generation, destination, **kwargs):

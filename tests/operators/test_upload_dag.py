@@ -76,7 +76,6 @@ def test_example_marketing_refresh_dag(luma_emulator, monkeypatch, tmp_path):
         monkeypatch,
         EXAMPLE_DAGS / "example_luma_marketing_refresh.py",
         "example_luma_marketing_refresh",
-        fast_polling="generate",
     )
 
     assert state == "success", {key: ti.state for key, ti in tis.items()}

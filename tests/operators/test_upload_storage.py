@@ -103,7 +103,8 @@ def test_destination_defaults_to_the_provider_config(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW__LUMA__OUTPUT_CONN_ID", AWS_CONN_ID)
 
     folder = _operator().resolve_destination()
-    assert (folder.protocol, folder.path, folder.conn_id) == ("s3", f"{BUCKET}/configured", AWS_CONN_ID)
+    assert (folder.protocol, folder.path) == ("s3", f"{BUCKET}/configured")
+    assert folder.storage_options.get("conn_id") == AWS_CONN_ID
 
     own = _operator(destination=str(tmp_path), destination_conn_id=None).resolve_destination()
     assert (own.protocol, own.path) == ("file", str(tmp_path))

@@ -7,18 +7,12 @@ from datetime import timedelta
 import pytest
 from airflow.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from airflow_provider_luma._compat import AirflowSensorTimeout
 from airflow_provider_luma.exceptions import LumaAuthenticationError, LumaServerError
 from airflow_provider_luma.sensors.luma import LumaGenerationSensor
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
-from tests.triggers import luma_fakes
-from tests.triggers.luma_fakes import START, FakeClock, FakeHook, make_context, make_generation
-
-clock = luma_fakes.clock
-fake_hook = luma_fakes.fake_hook
-
-GEN_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
+from tests.fakes import GEN_ID, START, FakeClock, FakeHook, make_context, make_event, make_generation
 
 
 def _sensor(**kwargs: object) -> LumaGenerationSensor:
@@ -87,29 +81,22 @@ def test_deferrable_already_completed_does_not_defer(fake_hook: FakeHook, clock:
     assert result["state"] == "completed"
 
 
-def _event(status: str, **generation: object) -> dict:
-    summary = make_generation("completed", generation_id=GEN_ID).summary()
-    summary.update(generation)
-    return {
-        "status": status,
-        "generation_id": GEN_ID,
-        "message": "m",
-        "generation": summary,
-        "retryable": True,
-    }
-
-
 def test_execute_complete_success() -> None:
     context = make_context()
-    assert _sensor().execute_complete(context, _event("success"))["generation_id"] == GEN_ID
+    assert (
+        _sensor().execute_complete(context, make_event("success", retryable=True))["generation_id"] == GEN_ID
+    )
     assert context["ti"].xcom == {"generation_id": GEN_ID}
 
 
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        (_event("timeout", state="processing"), AirflowSensorTimeout),
-        (_event("failed", state="failed", failure_code="generation_failed"), AirflowFailException),
+        (make_event("timeout", retryable=True, state="processing"), AirflowSensorTimeout),
+        (
+            make_event("failed", retryable=True, state="failed", failure_code="generation_failed"),
+            AirflowFailException,
+        ),
         (
             {"status": "error", "generation_id": GEN_ID, "message": "401", "retryable": False},
             AirflowFailException,
@@ -122,7 +109,13 @@ def test_execute_complete_errors(event: dict | None, expected: type) -> None:
         _sensor().execute_complete(make_context(), event)
 
 
-@pytest.mark.parametrize("event", [_event("timeout", state="processing"), _event("failed", state="failed")])
+@pytest.mark.parametrize(
+    "event",
+    [
+        make_event("timeout", retryable=True, state="processing"),
+        make_event("failed", retryable=True, state="failed"),
+    ],
+)
 def test_soft_fail_skips_after_deferral(event: dict) -> None:
     """Airflow's resume path applies soft_fail to what execute_complete raises."""
     sensor = _sensor(soft_fail=True)

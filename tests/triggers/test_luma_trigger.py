@@ -17,13 +17,7 @@ from airflow_provider_luma.exceptions import (
 )
 from airflow_provider_luma.models import FailureCode
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
-from tests.triggers import luma_fakes
-from tests.triggers.luma_fakes import START, FakeClock, FakeHook, make_generation
-
-clock = luma_fakes.clock
-fake_hook = luma_fakes.fake_hook
-
-GEN_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
+from tests.fakes import GEN_ID, START, FakeClock, FakeHook, make_generation
 
 
 def _trigger(**overrides: object) -> LumaGenerationTrigger:

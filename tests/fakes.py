@@ -1,5 +1,6 @@
 """
-Stand-ins shared by the trigger, sensor and generate-operator unit tests.
+Stand-ins shared by the trigger, sensor and generate-operator unit tests (a pytest plugin of the
+root conftest, so its fixtures ``clock`` and ``fake_hook`` are everywhere).
 
 The fake hook follows the brief's ``LumaHook`` interface; the fake clock replaces the time functions
 of :mod:`airflow_provider_luma.polling`, so waits take no real time and every sleep is recorded.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 START = 1_800_000_000.0
+GEN_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
 
 
 def make_generation(
@@ -175,3 +177,16 @@ def make_context(store: FakeTaskStateStore | None = None) -> dict[str, Any]:
     if store is not None:
         context["task_state_store"] = store
     return context
+
+
+def make_event(status: str, *, retryable: bool = False, **generation: object) -> dict[str, Any]:
+    """A trigger event payload for ``GEN_ID``; ``generation`` overrides fields of a completed summary."""
+    summary = make_generation("completed", generation_id=GEN_ID).summary()
+    summary.update(generation)
+    return {
+        "status": status,
+        "generation_id": GEN_ID,
+        "message": "m",
+        "generation": summary,
+        "retryable": retryable,
+    }
