@@ -45,6 +45,19 @@ DEFAULT_TIMEOUT = 15 * 60.0
 #: trigger itself never report (its own deadline fires first and yields a ``timeout`` event).
 DEFERRAL_TIMEOUT_MARGIN = 60.0
 
+#: The timing a deployment may change once, in the ``[luma]`` config section, with its defaults.
+_CONFIGURABLE = {"initial_wait": DEFAULT_INITIAL_WAIT, "poll_interval": DEFAULT_POLL_INTERVAL}
+
+
+def configured_seconds(option: str, value: float | None) -> float:
+    """A task's timing: its own ``value``, else the deployment's ``[luma]`` option, else Luma's advice."""
+    if value is not None:
+        return float(value)
+    from airflow_provider_luma._compat import conf
+
+    return conf.getfloat("luma", option, fallback=_CONFIGURABLE[option])
+
+
 #: Trigger event statuses; exactly one is yielded per wait.
 SUCCESS = "success"
 FAILED = "failed"

@@ -51,6 +51,11 @@ _LOCAL_PROTOCOLS = ("file", "local")
 _DEFERRED_COMMIT_PROTOCOLS = frozenset({"s3", "s3a"})
 
 
+def conn_id_of(path: ObjectStoragePath) -> str | None:
+    """The connection a path was given (a property from Airflow 3.2, a storage option before)."""
+    return getattr(path, "conn_id", None) or path.storage_options.get("conn_id")
+
+
 def is_storage_reference(value: Any) -> bool:
     """Whether a reference names a file in storage (read and sent as base64) rather than an API URL."""
     if isinstance(value, os.PathLike):

@@ -45,6 +45,7 @@ from airflow_provider_luma.models import (
     is_generation_id,
 )
 from airflow_provider_luma.storage import (
+    conn_id_of,
     extension_for,
     is_local,
     is_storage_reference,
@@ -93,13 +94,6 @@ def _is_literal(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return all(_is_literal(item) for item in value)
     return False
-
-
-def _configured_seconds(option: str, value: float | None, default: float) -> float:
-    """A timing parameter: the task's own, else the deployment's ``[luma]`` option, else Luma's advice."""
-    if value is not None:
-        return float(value)
-    return conf.getfloat("luma", option, fallback=default)
 
 
 def _result(summary: Mapping[str, Any], described_request: Mapping[str, Any]) -> dict[str, Any]:
@@ -214,10 +208,8 @@ class LumaGenerateImageOperator(BaseOperator):
         self.luma_conn_id = luma_conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = _configured_seconds(
-            "poll_interval", poll_interval, polling.DEFAULT_POLL_INTERVAL
-        )
-        self.initial_wait = _configured_seconds("initial_wait", initial_wait, polling.DEFAULT_INITIAL_WAIT)
+        self.poll_interval = polling.configured_seconds("poll_interval", poll_interval)
+        self.initial_wait = polling.configured_seconds("initial_wait", initial_wait)
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         self.resubmit_on_retry = resubmit_on_retry
         if _is_literal([getattr(self, name) for name in self.template_fields]):
@@ -491,8 +483,7 @@ class LumaUploadOutputsOperator(BaseOperator):
                 "AIRFLOW__LUMA__OUTPUT_CONN_ID)."
             )
         if isinstance(destination, ObjectStoragePath):
-            # storage_options, not .conn_id: the attribute is new in Airflow 3.2.
-            if conn_id is None or destination.storage_options.get("conn_id") is not None:
+            if conn_id is None or conn_id_of(destination) is not None:
                 return destination
             destination = str(destination)
         if "://" not in destination:

@@ -35,7 +35,8 @@ class LumaGenerationSensor(BaseSensorOperator):
     :param luma_conn_id: the Luma connection. Templated.
     :param deferrable: wait in the triggerer; the trigger's deadline is the sensor's ``timeout``.
         Defaults to the ``[operators] default_deferrable`` option.
-    :param poke_interval: seconds between two checks (default 2 s, Luma's advice).
+    :param poke_interval: seconds between two checks. Defaults to the ``[luma] poll_interval`` option,
+        else 2 s (Luma's advice).
     :param timeout: seconds before the sensor fails with ``AirflowSensorTimeout`` (or is skipped
         with ``soft_fail``). The generation may still finish, and be billed, after that.
     """
@@ -49,10 +50,11 @@ class LumaGenerationSensor(BaseSensorOperator):
         generation_id: str,
         luma_conn_id: str = "luma_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poke_interval: float = polling.DEFAULT_POLL_INTERVAL,
+        poke_interval: float | None = None,
         timeout: float | timedelta = polling.DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
+        poke_interval = polling.configured_seconds("poll_interval", poke_interval)
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.generation_id = generation_id
         self.luma_conn_id = luma_conn_id

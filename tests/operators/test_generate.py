@@ -448,3 +448,20 @@ def test_storage_file_that_is_not_an_image_is_refused(
     with pytest.raises(AirflowFailException, match="not a PNG, JPEG, WebP or GIF"):
         _operator(type="image_edit", source=f"file://{text}").execute(make_context())
     assert fake_hook.created == []
+
+
+# --- timing: the task's own value, else the deployment's [luma] options, else Luma's advice -----------
+
+
+def test_timing_defaults_follow_luma_advice() -> None:
+    operator = _operator()
+    assert (operator.initial_wait, operator.poll_interval, operator.timeout) == (20.0, 2.0, 900.0)
+
+
+def test_timing_defaults_come_from_the_luma_config_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__LUMA__INITIAL_WAIT", "7.5")
+    monkeypatch.setenv("AIRFLOW__LUMA__POLL_INTERVAL", "3")
+    configured = _operator()
+    assert (configured.initial_wait, configured.poll_interval) == (7.5, 3.0)
+    own = _operator(initial_wait=1, poll_interval=0.5)
+    assert (own.initial_wait, own.poll_interval) == (1.0, 0.5)

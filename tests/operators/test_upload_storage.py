@@ -12,7 +12,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_luma import storage
 from airflow_provider_luma.exceptions import LumaConfigurationError, LumaRequestValidationError
 from airflow_provider_luma.operators.luma import LumaUploadOutputsOperator, _parse_generation
-from airflow_provider_luma.storage import publish
+from airflow_provider_luma.storage import conn_id_of, publish
 from tests.support import AWS_CONN_ID, BUCKET, S3Server
 
 MIB = 1024 * 1024
@@ -104,10 +104,18 @@ def test_destination_defaults_to_the_provider_config(monkeypatch, tmp_path):
 
     folder = _operator().resolve_destination()
     assert (folder.protocol, folder.path) == ("s3", f"{BUCKET}/configured")
-    assert folder.storage_options.get("conn_id") == AWS_CONN_ID
+    assert conn_id_of(folder) == AWS_CONN_ID
 
     own = _operator(destination=str(tmp_path), destination_conn_id=None).resolve_destination()
     assert (own.protocol, own.path) == ("file", str(tmp_path))
+
+
+def test_a_path_keeps_its_own_connection_over_the_configured_one(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__LUMA__OUTPUT_CONN_ID", "configured_conn")
+    own = ObjectStoragePath(f"s3://{BUCKET}/own", conn_id=AWS_CONN_ID)
+    assert conn_id_of(_operator(destination=own).resolve_destination()) == AWS_CONN_ID
+    bare = ObjectStoragePath(f"s3://{BUCKET}/bare")
+    assert conn_id_of(_operator(destination=bare).resolve_destination()) == "configured_conn"
 
 
 def test_missing_destination_names_the_config_keys(monkeypatch):

@@ -130,3 +130,9 @@ def test_timeout_in_worker_mode_is_a_sensor_timeout(fake_hook: FakeHook) -> None
         sensor.execute(make_context())
     with pytest.raises(AirflowSkipException):
         _sensor(timeout=0, poke_interval=0, soft_fail=True).execute(make_context())
+
+
+def test_poke_interval_defaults_to_the_luma_config_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _sensor().poke_interval == 2.0
+    monkeypatch.setenv("AIRFLOW__LUMA__POLL_INTERVAL", "4")
+    assert (_sensor().poke_interval, _sensor(poke_interval=1).poke_interval) == (4.0, 1.0)
