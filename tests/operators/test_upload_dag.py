@@ -5,7 +5,9 @@ results, the metadata record's Airflow ids, a second run that skips, and the exa
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,83 @@ def test_example_marketing_refresh_dag(luma_emulator, monkeypatch, tmp_path):
         assert image.stat().st_size == json.loads(path.read_text())["size"]
     aliased = [uri for _, uri, _, _ in _asset_events("example_luma_marketing_refresh", run_id)]
     assert sorted(aliased) == sorted(f"file://{str(path)[: -len('.json')]}" for path in records)
+
+
+@pytest.fixture
+def openlineage_events(monkeypatch, tmp_path):
+    """
+    The real OpenLineage listener, configured by environment, writing its events to a JSON-lines file.
+
+    The provider's plugin decides whether it has a listener when it is first imported, which is the
+    first DAG run of the session, under whatever configuration that run saw; and the task runner's
+    listener manager is cached per process. So the listener is registered here, built under this
+    test's configuration, in place of any registered before, and the previous set is put back after.
+    Emission runs in a thread rather than a fork: pytest's process has the emulator's server thread.
+    """
+    from airflow.providers.openlineage.plugins.listener import OpenLineageListener
+    from airflow.sdk.listener import get_listener_manager
+
+    events_file = tmp_path / "openlineage" / "events.jsonl"
+    events_file.parent.mkdir()
+    transport = {"type": "file", "log_file_path": str(events_file), "append": True}
+    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT", json.dumps(transport))
+    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__NAMESPACE", "luma-tests")
+    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__DISABLED", "False")
+    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD", "True")
+    manager = get_listener_manager()
+    previous = [plugin for plugin in manager.pm.get_plugins() if isinstance(plugin, OpenLineageListener)]
+    for plugin in previous:
+        manager.pm.unregister(plugin)
+    listener = OpenLineageListener()
+    manager.add_listener(listener)
+    yield events_file
+    manager.pm.unregister(listener)
+    for plugin in previous:
+        manager.add_listener(plugin)
+
+
+def _complete_events(events_file: Path, job_name: str, count: int) -> list[dict]:
+    """The COMPLETE events of a job, once ``count`` of them are in the file (bounded wait)."""
+    deadline = time.monotonic() + 15
+    while True:
+        lines = events_file.read_text().splitlines(keepends=True) if events_file.exists() else []
+        events = [json.loads(line) for line in lines if line.endswith("\n")]
+        complete = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == job_name]
+        if len(complete) >= count or time.monotonic() > deadline:
+            return complete
+        time.sleep(0.05)
+
+
+def test_openlineage_events_of_a_run(luma_connection, openlineage_events, monkeypatch, tmp_path):
+    prompt = "a lantern on a pier at dusk"
+    single = completed_generation(luma_connection, prompt=prompt)
+    mapped = completed_generation(luma_connection, prompt="a green kite")
+    destination = tmp_path / "images"
+    conf = {"generation": single, "generations": [mapped], "destination": str(destination)}
+
+    state, _, tis = run_dag(monkeypatch, TESTS_DAGS / "upload_assets.py", "luma_upload_assets", conf)
+
+    assert state == "success", {key: ti.state for key, ti in tis.items()}
+    [event] = _complete_events(openlineage_events, "luma_upload_assets.upload", count=1)
+    assert event["job"]["namespace"] == "luma-tests"
+    assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [
+        ("luma", f"generations/{single['generation_id']}")
+    ]
+    image = destination / f"{single['generation_id']}-0.png"
+    assert image.exists()
+    assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [("file", str(image))]
+    facet = event["run"]["facets"]["luma_generation"]
+    assert facet["generation_id"] == single["generation_id"]
+    assert facet["model"] == single["model"]
+    assert facet["type"] == "image"
+    assert facet["prompt_sha256"] == hashlib.sha256(prompt.encode()).hexdigest()
+    # The prompt is only in the run's conf, where this test put it (Airflow's own facet copies the
+    # conf); nothing the upload contributes carries it.
+    del event["run"]["facets"]["airflow"]["dagRun"]["conf"]
+    assert prompt not in json.dumps(event)
+
+    # A mapped upload reports its own generation and object, not its siblings'.
+    [mapped_event] = _complete_events(openlineage_events, "luma_upload_assets.upload_each", count=1)
+    assert mapped_event["run"]["facets"]["luma_generation"]["generation_id"] == mapped["generation_id"]
+    mapped_image = destination / "mapped" / f"{mapped['generation_id']}-0.png"
+    assert [(d["namespace"], d["name"]) for d in mapped_event["outputs"]] == [("file", str(mapped_image))]
