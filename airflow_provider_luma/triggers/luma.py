@@ -72,5 +72,5 @@ class LumaGenerationTrigger(BaseTrigger):
         async with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
             outcome = await polling.await_generation(hook.aget_generation, plan)
         log_method = self.log.info if outcome.status == polling.SUCCESS else self.log.warning
-        log_method("Generation %s: %s", self.generation_id, outcome.message)
+        log_method("%s", outcome.message)
         yield TriggerEvent(outcome.payload())
