@@ -1,9 +1,9 @@
 """
 Lineage of stored Luma outputs: Asset events, hook-level lineage and OpenLineage facets.
 
-The upload operator imports this module only after it has written something, so DAG parsing never
-pays for it. Everything here works from :class:`StoredOutput` values (the URIs and checksums of the
-objects written) and the generation's described request; nothing here does I/O on the objects.
+The upload operator imports this module inside ``execute``, never at DAG parse. Everything here
+works from :class:`StoredOutput` values (the URIs and checksums of the objects written) and the
+generation's described request; nothing here does I/O on the objects.
 
 OpenLineage is an optional extra (``apache-airflow-providers-openlineage``): only
 :func:`openlineage_facets` imports it, and it raises ``ImportError`` when it is not installed.
@@ -117,9 +117,10 @@ class GenerationLineage:
         """
         URIs of the images this generation was made from, as lineage inputs.
 
-        References given as URLs or storage paths are kept as they are; references to earlier
-        generations become ``luma://generations/<id>``. Inline base64 images have no address and
-        are left out (their digest is in the metadata record).
+        References given as URLs are kept (without their query string); references to earlier
+        generations become ``luma://generations/<id>``. Images sent inline (including files read
+        from storage, which travel as base64) have no address here and are left out; their size
+        and digest are in the metadata record.
         """
         request = self.request or {}
         refs: list[Any] = [request.get("source"), *(request.get("image_ref") or ())]
@@ -134,8 +135,6 @@ def generation_uri(generation_id: str) -> str:
 def _reference_uri(ref: Mapping[str, Any]) -> str | None:
     if ref.get("url"):
         return str(ref["url"])
-    if ref.get("uri") or ref.get("path"):
-        return str(ref.get("uri") or ref.get("path"))
     if ref.get("generation_id"):
         return generation_uri(str(ref["generation_id"]))
     if ref.get("file_id"):

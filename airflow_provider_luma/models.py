@@ -12,6 +12,7 @@ This module does no I/O: reading a reference image from storage belongs to the o
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -21,7 +22,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from airflow_provider_luma.exceptions import LumaRequestValidationError, LumaUnexpectedResponseError
+from airflow_provider_luma.exceptions import (
+    LumaGenerationFailedError,
+    LumaRequestValidationError,
+    LumaUnexpectedResponseError,
+)
 
 MODELS: tuple[str, ...] = ("uni-1", "uni-1-max")
 GENERATION_TYPES: tuple[str, ...] = ("image", "image_edit")
@@ -207,17 +212,22 @@ class ImageRef:
 
     def describe(self) -> dict[str, Any]:
         """
-        The reference as it may be logged or stored: base64 bodies are replaced by size and digest.
+        The reference as it may be logged or stored: no base64 body, no URL signature.
 
-        URLs given by the user are kept (they are the user's own input, not our presigned outputs).
+        A base64 body becomes its size and the sha256 of the image bytes (what ``sha256sum`` of the
+        file prints). A URL keeps its path but not its query string, which for a signed URL is a
+        credential.
         """
-        if self.data is None:
-            return self.to_json()
-        return {
-            "media_type": self.media_type,
-            "bytes": _decoded_length(self.data),
-            "sha256": hashlib.sha256(self.data.encode()).hexdigest(),
-        }
+        if self.data is not None:
+            return {
+                "media_type": self.media_type,
+                "bytes": _decoded_length(self.data),
+                "sha256": hashlib.sha256(base64.b64decode(self.data)).hexdigest(),
+            }
+        described = self.to_json()
+        if self.url is not None and "?" in self.url:
+            described["url"] = self.url.split("?", 1)[0] + "?<redacted>"
+        return described
 
 
 @dataclass(frozen=True)
@@ -431,6 +441,15 @@ class Generation:
     @property
     def is_terminal(self) -> bool:
         return self.state.is_terminal
+
+    def failure_error(self) -> LumaGenerationFailedError:
+        """The error a failed generation stands for, retryable when its code says a resubmission may work."""
+        return LumaGenerationFailedError(
+            self.id,
+            self.failure_code,
+            self.failure_reason,
+            retryable=failure_code_is_retryable(self.failure_code),
+        )
 
     def summary(self) -> dict[str, Any]:
         """What may go to XCom, logs and trigger events: ids and states, never the presigned URLs."""

@@ -160,13 +160,10 @@ class PollPlan:
                     SUCCESS, generation.id, f"Generation {generation.id} completed.", generation.summary()
                 )
             if generation.state is GenerationState.FAILED:
-                retryable = failure_code_is_retryable(generation.failure_code)
-                message = str(
-                    LumaGenerationFailedError(
-                        generation.id, generation.failure_code, generation.failure_reason, retryable=retryable
-                    )
+                failure = generation.failure_error()
+                return WaitOutcome(
+                    FAILED, generation.id, str(failure), generation.summary(), failure.retryable
                 )
-                return WaitOutcome(FAILED, generation.id, message, generation.summary(), retryable)
         elif error is not None:
             if not error.retryable:
                 return WaitOutcome(
@@ -224,7 +221,9 @@ def summary_or_raise(event: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(event, Mapping) or not isinstance(event.get("status"), str):
         raise LumaWaitError(f"The wait ended without a readable event ({event!r}).", retryable=True)
     status, generation_id = event["status"], str(event.get("generation_id"))
-    generation = event.get("generation") or {}
+    generation = event.get("generation")
+    if not isinstance(generation, Mapping):
+        generation = {}
     if status == SUCCESS and generation.get("state") == GenerationState.COMPLETED.value:
         return dict(generation)
     if status == FAILED:

@@ -2,14 +2,12 @@
 Stand-ins shared by the trigger, sensor and generate-operator unit tests (a pytest plugin of the
 root conftest, so its fixtures ``clock`` and ``fake_hook`` are everywhere).
 
-The fake hook follows the brief's ``LumaHook`` interface; the fake clock replaces the time functions
+The fake hook follows ``LumaHook``'s public interface; the fake clock replaces the time functions
 of :mod:`airflow_provider_luma.polling`, so waits take no real time and every sleep is recorded.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -80,7 +78,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 @dataclass
 class FakeHook:
     """
-    The brief's LumaHook, scripted: each GET takes the next item of ``gets`` (a Generation, or an
+    ``LumaHook``'s public interface, scripted: each GET takes the next item of ``gets`` (a Generation, or an
     exception to raise); the last item repeats. ``clock`` (optional) records when each GET happened.
     """
 
@@ -138,13 +136,10 @@ class FakeHook:
 @pytest.fixture
 def fake_hook(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeHook:
     """Replace ``LumaHook`` where the product imports it (lazily, from ``hooks.luma``)."""
+    import airflow_provider_luma.hooks.luma as module
+
     hook = FakeHook(clock=clock)
-    try:
-        import airflow_provider_luma.hooks.luma as module
-    except ImportError:  # the hook is not written yet: stand its module in
-        module = types.ModuleType("airflow_provider_luma.hooks.luma")
-        monkeypatch.setitem(sys.modules, "airflow_provider_luma.hooks.luma", module)
-    monkeypatch.setattr(module, "LumaHook", hook, raising=False)
+    monkeypatch.setattr(module, "LumaHook", hook)
     return hook
 
 
@@ -162,6 +157,13 @@ class FakeTaskStateStore:
         assert value is not None
         self.values[key] = value
         self.retentions[key] = retention
+
+
+class FailingTaskStateStore(FakeTaskStateStore):
+    """A store whose writes fail, as the supervisor's does when the API server cannot be reached."""
+
+    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+        raise RuntimeError("the API server did not answer")
 
 
 class FakeTI:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -159,8 +160,19 @@ def test_describe_keeps_no_base64() -> None:
     described = request.describe()
     assert PNG_B64 not in json.dumps(described)
     assert described["source"]["media_type"] == "image/png" and described["source"]["bytes"] == 38
-    assert len(described["source"]["sha256"]) == 64
+    assert described["source"]["sha256"] == hashlib.sha256(base64.b64decode(PNG_B64)).hexdigest()
     assert PNG_B64 not in repr(request.source)
+
+
+def test_describe_drops_the_signature_of_a_signed_url() -> None:
+    signed = "https://bucket.example/ref.png?X-Amz-Expires=600&X-Amz-Signature=SECRETSIG"
+    described = GenerationRequest.build(
+        prompt="x", image_ref=[signed, "https://cdn.example/plain.png"]
+    ).describe()
+    assert described["image_ref"] == [
+        {"url": "https://bucket.example/ref.png?<redacted>"},
+        {"url": "https://cdn.example/plain.png"},
+    ]
 
 
 def test_fingerprint_tracks_what_would_be_sent() -> None:

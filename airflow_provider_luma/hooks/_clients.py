@@ -145,7 +145,10 @@ class AsyncClientRegistry:
                 return None
             lease.released = True
             key = (lease.loop, lease.config)
-            entry = self._entries[key]
+            entry = self._entries.get(key)
+            if entry is None:
+                # Its loop closed and the entry was forgotten; nothing is left to close.
+                return None
             entry.users -= 1
             if entry.users:
                 return None
@@ -159,8 +162,9 @@ class AsyncClientRegistry:
 
     def users(self, config: ClientConfig) -> int:
         """How many leases the running loop holds on the client for ``config`` (for tests and metrics)."""
-        entry = self._entries.get((asyncio.get_running_loop(), config))
-        return entry.users if entry else 0
+        with self._lock:
+            entry = self._entries.get((asyncio.get_running_loop(), config))
+            return entry.users if entry else 0
 
 
 #: The process-wide registry every hook uses.

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk.log import mask_secret
+
 from airflow_provider_luma.exceptions import LumaConfigurationError
 from airflow_provider_luma.hooks._clients import DEFAULT_BASE_URL, ClientConfig
 from airflow_provider_luma.hooks._retry import RetryPolicy
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 #: The official SDK's variable; honoured the same way here.
 API_KEY_ENV_VAR = "LUMA_AGENTS_API_KEY"
 
-#: The connection extras, with their defaults: (extra name, type, default).
+#: The connection extras: name -> (converter, default).
 EXTRAS: dict[str, tuple[Callable[[Any], float], float]] = {
     "timeout": (float, 60.0),
     "connect_timeout": (float, 5.0),
@@ -65,8 +67,7 @@ def base_url_from_host(host: str | None, port: int | None = None) -> str:
 
 def _extra(extras: Mapping[str, Any], name: str) -> Any:
     convert, default = EXTRAS[name]
-    # Older connection forms stored custom fields under a prefixed key.
-    value = extras.get(name, extras.get(f"extra__luma__{name}"))
+    value = extras.get(name)
     if value in (None, ""):
         return convert(default)
     try:
@@ -96,6 +97,8 @@ def settings_from_connection(conn: Connection | None, conn_id: str) -> LumaSetti
             f"No Luma API key: set it as the password of the Airflow connection {conn_id!r} "
             f"(connection type 'luma') or in the environment variable {API_KEY_ENV_VAR}."
         )
+    # Airflow masks connection passwords in task logs by itself, but not a key from the environment.
+    mask_secret(api_key)
     client = ClientConfig(
         base_url=base_url_from_host(conn.host if conn else None, conn.port if conn else None),
         timeout=_extra(extras, "timeout"),

@@ -121,7 +121,7 @@ class RetryState:
             wait = asked + min(1.0, 0.1 * asked) * self.policy.random()
         return self._retry(wait, f"HTTP {response.status_code}")
 
-    def after_error(self, error: httpx.TransportError) -> float:
+    def after_error(self, error: httpx.RequestError) -> float:
         """Seconds to wait before trying again; raises the final error when the call must stop."""
         cause = type(error).__name__
         if self.method == "POST" and not isinstance(error, NOTHING_SENT_ERRORS):
@@ -156,7 +156,9 @@ def run_sync(
     while True:
         try:
             response = send()
-        except httpx.TransportError as error:
+        # RequestError, not only TransportError: a body that cannot be decoded is as much a lost
+        # answer as a dropped connection.
+        except httpx.RequestError as error:
             wait = state.after_error(error)
         else:
             retry = state.after_response(response)
@@ -176,7 +178,9 @@ async def run_async(
     while True:
         try:
             response = await send()
-        except httpx.TransportError as error:
+        # RequestError, not only TransportError: a body that cannot be decoded is as much a lost
+        # answer as a dropped connection.
+        except httpx.RequestError as error:
             wait = state.after_error(error)
         else:
             retry = state.after_response(response)

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import mimetypes
+import re
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -37,7 +38,7 @@ from airflow_provider_luma.exceptions import (
 from airflow_provider_luma.hooks._clients import ASYNC_CLIENTS, DEFAULT_BASE_URL, AsyncLease
 from airflow_provider_luma.hooks._connection import EXTRAS, LumaSettings, settings_from_connection
 from airflow_provider_luma.hooks._logging import install_httpx_log_redaction
-from airflow_provider_luma.hooks._retry import RetryPolicy, run_async, run_sync
+from airflow_provider_luma.hooks._retry import RetryPolicy, is_retryable_status, run_async, run_sync
 from airflow_provider_luma.models import Generation, GenerationRequest, GenerationState, is_generation_id
 
 if TYPE_CHECKING:
@@ -432,16 +433,33 @@ def _content_type(response: httpx.Response) -> str:
     return guessed or header or "application/octet-stream"
 
 
+#: Anything in an error body that could be a credential: a query string (a presigned URL's
+#: signature) or something shaped like a Luma API key.
+_SECRET_LOOKING = re.compile(r"\?[^\s\"']*|luma-api-[A-Za-z0-9_-]+")
+
+
 def _detail(response: httpx.Response) -> str:
-    """The ``detail`` of an error body; a list (a framework's validation error) or text is kept short."""
+    """
+    The ``detail`` of an error body, safe to put in an exception message (and so in a task log).
+
+    A string ``detail`` is the API's own sentence. Anything else (a framework's list of validation
+    errors, a proxy's page) may echo the request back: only the error locations and messages are
+    kept, and whatever looks like a URL signature or a key is cut out.
+    """
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200] or response.reason_phrase or f"HTTP {response.status_code}"
+        text = response.text[:200] or response.reason_phrase or f"HTTP {response.status_code}"
+        return _SECRET_LOOKING.sub("<redacted>", text)
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, str):
         return detail
-    return json.dumps(detail if detail is not None else body)[:500]
+    if isinstance(detail, list):
+        detail = [
+            {key: item[key] for key in ("loc", "msg") if key in item} if isinstance(item, dict) else item
+            for item in detail
+        ]
+    return _SECRET_LOOKING.sub("<redacted>", json.dumps(detail if detail is not None else body)[:500])
 
 
 def _generation_from(response: httpx.Response, request_id: str, method: str) -> Generation:
@@ -453,7 +471,20 @@ def _generation_from(response: httpx.Response, request_id: str, method: str) -> 
     """
     answered_id = response.headers.get("x-request-id") or request_id
     if not response.is_success:
-        raise api_error_from_response(response.status_code, _detail(response), answered_id, response.headers)
+        error = api_error_from_response(
+            response.status_code, _detail(response), answered_id, response.headers
+        )
+        if (
+            method == "POST"
+            and response.status_code >= 500
+            and not is_retryable_status("POST", response.status_code)
+        ):
+            # Only 502 and 503 are documented as "nothing was queued"; after a 500 or a gateway's
+            # 504/52x the generation may exist, so a task retry must not submit again.
+            raise LumaSubmissionUnknownError(
+                request_id, f"HTTP {response.status_code}: {error.detail}"
+            ) from error
+        raise error
     try:
         try:
             body = response.json()

@@ -30,8 +30,8 @@ from airflow_provider_luma._compat import AirflowFailException, conf, never_expi
 from airflow_provider_luma.exceptions import (
     LumaConfigurationError,
     LumaError,
-    LumaGenerationFailedError,
     LumaNotFoundError,
+    LumaOutputNotAvailableError,
     LumaRequestValidationError,
     LumaSubmissionUnknownError,
 )
@@ -41,7 +41,6 @@ from airflow_provider_luma.models import (
     GenerationState,
     ImageRef,
     estimate_cost_usd,
-    failure_code_is_retryable,
     is_generation_id,
 )
 from airflow_provider_luma.storage import (
@@ -88,7 +87,7 @@ def _is_literal(value: Any) -> bool:
     if value is None or isinstance(value, (bool, int, float, os.PathLike, ImageRef)):
         return True
     if isinstance(value, str):
-        return "{{" not in value
+        return "{{" not in value and "{%" not in value
     if isinstance(value, Mapping):
         return all(_is_literal(item) for item in value.values())
     if isinstance(value, (list, tuple)):
@@ -213,8 +212,12 @@ class LumaGenerateImageOperator(BaseOperator):
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         self.resubmit_on_retry = resubmit_on_retry
         if _is_literal([getattr(self, name) for name in self.template_fields]):
-            # Fails the DAG import, naming the field, before anything can be paid for.
-            self._build_request(read_storage=False)
+            # Fails the DAG import, naming the field, before anything can be paid for; and when a
+            # mapped task is expanded at run time, fails it without spending retries.
+            try:
+                self._build_request(read_storage=False)
+            except LumaRequestValidationError as error:
+                raise_for_task(error)
 
     def _reference(self, value: Any, field_name: str, *, read_storage: bool) -> Any:
         if is_storage_reference(value):
@@ -309,17 +312,15 @@ class LumaGenerateImageOperator(BaseOperator):
             self.log.warning("Generation %s from an earlier try is not found: submitting anew", previous_id)
             return None
         if generation.state is GenerationState.FAILED:
-            retryable = failure_code_is_retryable(generation.failure_code)
-            if retryable:
-                self.log.info(
-                    "Generation %s from an earlier try failed with %s (retryable): submitting anew",
-                    previous_id,
-                    generation.failure_code,
-                )
-                return None
-            raise LumaGenerationFailedError(
-                generation.id, generation.failure_code, generation.failure_reason, retryable=False
+            failure = generation.failure_error()
+            if not failure.retryable:
+                raise failure
+            self.log.info(
+                "Generation %s from an earlier try failed with %s (retryable): submitting anew",
+                previous_id,
+                generation.failure_code,
             )
+            return None
         self.log.info(
             "Reattached to generation %s (state %s) from an earlier try: nothing submitted",
             generation.id,
@@ -336,21 +337,31 @@ class LumaGenerateImageOperator(BaseOperator):
                 "look at the usage page of platform.lumalabs.ai or ask Luma's support with the request id; "
                 "clear the task to submit again."
             ) from error
-        if store is not None:
-            store.set(
-                STATE_KEY,
-                {"generation_id": generation.id, "fingerprint": request.fingerprint()},
-                retention=never_expire(),
-            )
+        # Logged before it is stored: should the store fail, the id is still on record.
         self.log.info(
             "Submitted generation %s (state %s, estimated cost %.4f USD)",
             generation.id,
             generation.state.value,
             request.estimated_cost_usd(),
         )
+        if store is not None:
+            try:
+                store.set(
+                    STATE_KEY,
+                    {"generation_id": generation.id, "fingerprint": request.fingerprint()},
+                    retention=never_expire(),
+                )
+            except Exception as error:
+                # A retry could not find this generation and would pay for another one.
+                raise AirflowFailException(
+                    f"Generation {generation.id} was submitted (and may be billed) but could not be "
+                    f"remembered for a retry ({type(error).__name__}: {error}); not retried automatically. "
+                    f"Wait for it with LumaGenerationSensor(generation_id={generation.id!r}), or clear the "
+                    "task to submit again."
+                ) from error
         return generation
 
-    def _defer(self, plan: polling.PollPlan, request: GenerationRequest) -> None:
+    def _defer(self, plan: polling.PollPlan, request: GenerationRequest) -> NoReturn:
         from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 
         self.defer(
@@ -505,24 +516,27 @@ class LumaUploadOutputsOperator(BaseOperator):
         from airflow_provider_luma.hooks.luma import LumaHook
         from airflow_provider_luma.lineage import GenerationLineage
 
-        generation_id, request, submit_request_id = _parse_generation(self.generation)
-        folder = self.resolve_destination()
-        with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
-            generation = hook.get_generation(generation_id)
-            _require_completed(generation)
-            outputs = [
-                self._store_output(hook, generation, index, folder, request, submit_request_id, context)
-                for index in range(len(generation.output))
-            ]
-            self._lineage = GenerationLineage(
-                generation_id=generation.id,
-                model=generation.model,
-                type=generation.type,
-                created_at=generation.created_at,
-                request=request,
-                outputs=outputs,
-            )
-            self._emit_lineage(hook, context, self._lineage)
+        try:
+            generation_id, request, submit_request_id = _parse_generation(self.generation)
+            folder = self.resolve_destination()
+            with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
+                generation = hook.get_generation(generation_id)
+                _require_completed(generation)
+                outputs = [
+                    self._store_output(hook, generation, index, folder, request, submit_request_id, context)
+                    for index in range(len(generation.output))
+                ]
+                self._lineage = GenerationLineage(
+                    generation_id=generation.id,
+                    model=generation.model,
+                    type=generation.type,
+                    created_at=generation.created_at,
+                    request=request,
+                    outputs=outputs,
+                )
+                self._emit_lineage(hook, context, self._lineage)
+        except LumaError as error:
+            raise_for_task(error)
         return {"generation_id": generation.id, "outputs": [output.manifest_entry() for output in outputs]}
 
     def _store_output(
@@ -612,19 +626,22 @@ class LumaUploadOutputsOperator(BaseOperator):
 
 
 def _require_completed(generation: Generation) -> None:
-    if generation.state is GenerationState.FAILED:
-        # The generation will not change: retrying the upload cannot help.
-        raise AirflowFailException(
-            f"Generation {generation.id} is failed ({generation.failure_code or 'unknown'}: "
-            f"{generation.failure_reason or 'no reason given'}); there is nothing to upload."
-        )
+    """
+    Refuse an upload with nothing to upload: retryable while the generation is still running.
+
+    A failed generation will never change, so its error is not retryable (no Airflow retry is spent).
+    """
     if generation.state is not GenerationState.COMPLETED:
-        raise LumaError(
-            f"Generation {generation.id} is {generation.state.value}, not completed; there is nothing to "
-            "upload yet. Run the upload after the generate task or a LumaGenerationSensor."
+        hint = "run the upload after the generate task or a LumaGenerationSensor"
+        if generation.state is GenerationState.FAILED:
+            hint = f"{generation.failure_reason or 'no reason given'}; there is nothing to upload"
+        raise LumaOutputNotAvailableError(
+            generation.id, generation.state.value, generation.failure_code, f"it is not completed ({hint})"
         )
     if not generation.output:
-        raise LumaError(f"Generation {generation.id} is completed but lists no outputs.")
+        raise LumaOutputNotAvailableError(
+            generation.id, generation.state.value, None, "it is completed but lists no outputs"
+        )
 
 
 def _fail_if_exists(target: ObjectStoragePath) -> None:

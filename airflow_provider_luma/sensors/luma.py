@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_luma import polling
-from airflow_provider_luma._compat import AirflowException, AirflowFailException, AirflowSensorTimeout, conf
+from airflow_provider_luma._compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    conf,
+)
 from airflow_provider_luma.exceptions import (
     LumaError,
     LumaGenerationFailedError,
     LumaGenerationTimeoutError,
 )
-from airflow_provider_luma.models import GenerationState, failure_code_is_retryable
+from airflow_provider_luma.models import GenerationState
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -64,7 +70,13 @@ class LumaGenerationSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         # One look on the worker first: a generation already over needs no trip to the triggerer.
-        done = self.poke(context)
+        try:
+            done = self.poke(context)
+        except AirflowFailException as error:
+            # BaseSensorOperator.execute would skip here; this path bypasses it.
+            if self.soft_fail:
+                raise AirflowSkipException(str(error)) from error
+            raise
         if isinstance(done, PokeReturnValue):
             return done.xcom_value
         from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
@@ -94,12 +106,7 @@ class LumaGenerationSensor(BaseSensorOperator):
                 return False
             raise AirflowFailException(str(error)) from error
         if generation.state is GenerationState.FAILED:
-            failure = LumaGenerationFailedError(
-                generation.id,
-                generation.failure_code,
-                generation.failure_reason,
-                retryable=failure_code_is_retryable(generation.failure_code),
-            )
+            failure = generation.failure_error()
             # Waiting again cannot change a failed generation, so no retry is spent on it.
             raise AirflowFailException(str(failure)) from failure
         if generation.state is not GenerationState.COMPLETED:

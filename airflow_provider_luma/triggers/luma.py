@@ -68,9 +68,19 @@ class LumaGenerationTrigger(BaseTrigger):
             first_poll_at=self.first_poll_at if self.first_poll_at is not None else 0.0,
             poll_interval=self.poll_interval,
         )
-        # The client is released before the event is yielded: the triggerer may never resume us.
-        async with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
-            outcome = await polling.await_generation(hook.aget_generation, plan)
+        try:
+            # The client is released before the event is yielded: the triggerer may never resume us.
+            async with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
+                outcome = await polling.await_generation(hook.aget_generation, plan)
+        except Exception as error:
+            # Whatever else went wrong (a missing connection, a secrets backend down), the task must
+            # hear of it through the one event, not wait for the deferral's timeout.
+            outcome = polling.WaitOutcome(
+                polling.ERROR,
+                self.generation_id,
+                f"Polling generation {self.generation_id} failed: {type(error).__name__}: {error}",
+                retryable=True,
+            )
         log_method = self.log.info if outcome.status == polling.SUCCESS else self.log.warning
         log_method("%s", outcome.message)
         yield TriggerEvent(outcome.payload())

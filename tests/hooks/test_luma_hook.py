@@ -181,11 +181,6 @@ def test_conn_fields_declare_every_extra_with_its_default() -> None:
     assert fields["max_retries"]["schema"]["type"] == ["integer", "null"]
 
 
-def test_prefixed_extras_of_older_connection_forms_are_read(set_connection: Callable[..., None]) -> None:
-    set_connection(host=BASE_URL, password=API_KEY, extra={"extra__luma__max_retries": "2"})
-    assert LumaHook()._get_settings().policy.max_retries == 2
-
-
 def test_provider_info_declares_the_same_connection_form() -> None:
     """Airflow >= 3.2 builds the connection form from provider info, without importing the hook."""
     from airflow_provider_luma.get_provider_info import get_provider_info
@@ -302,6 +297,26 @@ def test_list_detail_and_non_json_errors_are_kept_readable(hook: LumaHook, route
         hook.get_generation(GEN_ID)
     # Without a server id the error quotes the id we sent.
     assert caught.value.request_id and uuid.UUID(caught.value.request_id)
+
+
+def test_error_bodies_that_echo_the_request_lose_signatures_and_keys(hook: LumaHook, router: Any) -> None:
+    echoed = [
+        {
+            "loc": ["body", "image_ref", 0, "url"],
+            "msg": "invalid URL",
+            "input": "https://bucket.example/x.png?X-Amz-Signature=SECRETSIG",
+        }
+    ]
+    proxy_page = (
+        "upstream said no to https://a.example/o.png?X-Amz-Signature=SECRETSIG with luma-api-SECRETKEY"
+    )
+    get_route(router, httpx.Response(422, json={"detail": echoed}), httpx.Response(400, text=proxy_page))
+
+    for _ in range(2):
+        with pytest.raises(LumaInvalidRequestError) as caught:
+            hook.get_generation(GEN_ID)
+        assert "SECRETSIG" not in str(caught.value) and "SECRETKEY" not in str(caught.value)
+        assert "invalid URL" in str(caught.value) or "upstream said no" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -557,3 +572,14 @@ async def test_concurrent_first_calls_of_one_hook_take_one_lease(luma_conn: Call
     assert len({id(client) for client in clients}) == 1 and ASYNC_CLIENTS.users(config) == 1
     await hook.aclose()
     assert clients[0].is_closed and ASYNC_CLIENTS.users(config) == 0
+
+
+def test_a_hook_moved_from_a_closed_loop_gets_a_new_client(luma_conn: Callable[..., None]) -> None:
+    """A loop closed (asyncio.run) without its hook releasing: another hook's lease forgets its entry."""
+    moved, other = LumaHook(), LumaHook()
+    first = asyncio.run(moved._aclient())
+    asyncio.run(other._aclient())  # the registry forgets the closed loop's entry here
+
+    second = asyncio.run(moved._aclient())
+
+    assert first is not second

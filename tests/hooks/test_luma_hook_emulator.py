@@ -21,9 +21,6 @@ from airflow_provider_luma.exceptions import (
 )
 from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import Generation, GenerationRequest, GenerationState
-
-pytest.importorskip("airflow_provider_luma.testing.server", reason="the emulator is not built yet")
-
 from airflow_provider_luma.testing import Fault
 
 if TYPE_CHECKING:

@@ -31,6 +31,7 @@ from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 from tests.fakes import (
     GEN_ID,
     START,
+    FailingTaskStateStore,
     FakeClock,
     FakeHook,
     FakeTaskStateStore,
@@ -58,20 +59,22 @@ def _fingerprint(**kwargs: object) -> str:
 
 
 def test_bad_literal_value_fails_at_parse_naming_the_field() -> None:
-    with pytest.raises(LumaRequestValidationError, match=r"aspect_ratio.*valid: 1:1") as info:
+    # AirflowFailException: a mapped task expanded at run time fails without spending retries.
+    with pytest.raises(AirflowFailException, match=r"aspect_ratio.*valid: 1:1") as info:
         _operator(aspect_ratio="4:3")
-    assert info.value.field == "aspect_ratio"
+    assert isinstance(info.value.__cause__, LumaRequestValidationError)
+    assert info.value.__cause__.field == "aspect_ratio"
 
 
 def test_edit_without_source_fails_at_parse() -> None:
-    with pytest.raises(LumaRequestValidationError, match="source"):
+    with pytest.raises(AirflowFailException, match="source"):
         _operator(type="image_edit")
 
 
 def test_storage_source_is_validated_at_parse_without_reading() -> None:
     # A bucket that does not exist: parse must not touch storage.
     _operator(type="image_edit", source="s3://no-such-bucket-for-sure/edit-me.png")
-    with pytest.raises(LumaRequestValidationError, match="image_ref"):
+    with pytest.raises(AirflowFailException, match="image_ref"):
         _operator(type="image_edit", source="s3://no-such-bucket/x.png", image_ref=["s3://b/r.png"] * 9)
 
 
@@ -465,3 +468,11 @@ def test_timing_defaults_come_from_the_luma_config_section(monkeypatch: pytest.M
     assert (configured.initial_wait, configured.poll_interval) == (7.5, 3.0)
     own = _operator(initial_wait=1, poll_interval=0.5)
     assert (own.initial_wait, own.poll_interval) == (1.0, 0.5)
+
+
+def test_a_store_that_cannot_remember_the_id_fails_without_retry(fake_hook: FakeHook) -> None:
+    """A retry would not find the generation and would pay for another: stop, and name the id."""
+    fake_hook.create_result = make_generation("queued", generation_id=GEN_ID)
+    with pytest.raises(AirflowFailException, match=rf"{GEN_ID} was submitted .* could not be remembered"):
+        _operator().execute(make_context(FailingTaskStateStore()))
+    assert len(fake_hook.created) == 1 and fake_hook.get_calls == []

@@ -179,7 +179,7 @@ def test_a_url_refused_twice_fails_and_leaves_nothing(luma_emulator, luma_connec
     result = completed_generation(luma_connection)
     luma_emulator.add_fault(Fault(method="OUTPUT", status=403, times=2))
 
-    with pytest.raises(LumaError, match="refused"):
+    with pytest.raises(AirflowFailException, match="refused"):
         _upload(result, str(tmp_path))
     assert _files(tmp_path) == []
 
@@ -202,7 +202,7 @@ def test_failed_generation_is_a_clear_error(luma_emulator, luma_connection, tmp_
         generation = hook.create_generation(GenerationRequest.build(prompt="anything"))
     luma_emulator.set_state(generation.id, "failed", failure_code="content_moderated")
 
-    with pytest.raises(AirflowFailException, match=rf"{generation.id} is failed \(content_moderated"):
+    with pytest.raises(AirflowFailException, match=rf"{generation.id} has no output.*content_moderated"):
         _upload(generation.id, str(tmp_path))
     assert _files(tmp_path) == []
     assert luma_emulator.stats.requests["GET output"] == 0
@@ -216,8 +216,9 @@ def test_unfinished_generation_is_a_clear_error(luma_emulator, luma_connection, 
     with LumaHook(luma_conn_id=luma_connection) as hook:
         generation = hook.create_generation(GenerationRequest.build(prompt="anything"))
 
-    with pytest.raises(LumaError, match=rf"{generation.id} is queued, not completed"):
+    with pytest.raises(LumaError, match=rf"{generation.id} has no output.*state queued") as caught:
         _upload({"generation_id": generation.id}, str(tmp_path))
+    assert caught.value.retryable  # Airflow retries: the generation will finish
     assert _files(tmp_path) == []
 
 

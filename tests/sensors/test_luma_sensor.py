@@ -56,6 +56,12 @@ def test_failed_generation_with_soft_fail_is_skipped(fake_hook: FakeHook) -> Non
         _sensor(soft_fail=True).execute(make_context())
 
 
+def test_deferrable_with_soft_fail_skips_a_generation_already_failed(fake_hook: FakeHook) -> None:
+    fake_hook.script([make_generation("failed", generation_id=GEN_ID, failure_code="content_moderated")])
+    with pytest.raises(AirflowSkipException, match="content_moderated"):
+        _sensor(deferrable=True, soft_fail=True).execute(make_context())
+
+
 def test_deferrable_looks_once_then_defers_with_the_sensor_timeout(
     fake_hook: FakeHook, clock: FakeClock
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -182,11 +183,24 @@ async def test_non_retryable_errors_end_in_one_error_event(
     assert fake_hook.closed == 1
 
 
-async def test_two_copies_in_parallel_only_read(fake_hook: FakeHook, clock: FakeClock) -> None:
-    fake_hook.script([make_generation("completed", generation_id=GEN_ID)])
-    first, second = await _events(_trigger()), await _events(_trigger())
-    assert first == second
-    assert fake_hook.created == []
+async def test_two_copies_in_parallel_each_yield_one_event(fake_hook: FakeHook, clock: FakeClock) -> None:
+    """After a triggerer fail-over two copies may run at once: each reads, neither writes."""
+    fake_hook.script(
+        [make_generation("processing", generation_id=GEN_ID)] * 2
+        + [make_generation("completed", generation_id=GEN_ID)]
+    )
+    first, second = await asyncio.gather(_events(_trigger()), _events(_trigger()))
+    assert [event["status"] for event in first + second] == ["success", "success"]
+    assert fake_hook.created == [] and len(fake_hook.get_calls) == 4
+
+
+async def test_an_unexpected_error_still_ends_in_one_event(fake_hook: FakeHook, clock: FakeClock) -> None:
+    """A missing connection (or a secrets backend down) must not leave the task to the deferral timeout."""
+    fake_hook.script([KeyError("the connection 'luma_test' is not defined")])
+    events = await _events(_trigger())
+    assert len(events) == 1
+    assert events[0]["status"] == "error" and events[0]["retryable"] is True
+    assert "KeyError" in events[0]["message"]
 
 
 def test_poll_plan_starting_now_clamps_the_initial_wait_to_the_deadline(clock: FakeClock) -> None:

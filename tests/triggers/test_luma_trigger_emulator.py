@@ -47,7 +47,7 @@ async def test_failed_generation_gives_one_failed_event(luma_emulator: Any) -> N
     assert events[0]["retryable"] is False
 
 
-async def test_dropped_and_malformed_gets_are_ridden_out(luma_emulator: Any) -> None:
+async def test_dropped_gets_are_ridden_out(luma_emulator: Any) -> None:
     from airflow_provider_luma.testing import Fault
 
     generation_id = _submit()
