@@ -104,7 +104,11 @@ def openlineage_events(monkeypatch, tmp_path):
     Emission runs in a thread rather than a fork: pytest's process has the emulator's server thread.
     """
     from airflow.providers.openlineage.plugins.listener import OpenLineageListener
-    from airflow.sdk.listener import get_listener_manager
+
+    try:
+        from airflow.sdk.listener import get_listener_manager
+    except ImportError:  # Airflow < 3.2: the task runner uses core's manager
+        from airflow.listeners.listener import get_listener_manager
 
     events_file = tmp_path / "openlineage" / "events.jsonl"
     events_file.parent.mkdir()
