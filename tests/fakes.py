@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 START = 1_800_000_000.0
 GEN_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
+#: The failure codes Luma documents as worth resubmitting (written out here, not read from the code).
+RETRYABLE_CODES = {"generation_failed", "output_not_found", "rate_limited"}
 
 
 def make_generation(

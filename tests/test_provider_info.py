@@ -110,6 +110,15 @@ def test_config_section_is_complete(info: dict[str, Any]) -> None:
         assert not missing, f"[luma] {name} lacks {sorted(missing)}"
 
 
+def test_config_timing_defaults_are_the_ones_the_code_uses(info: dict[str, Any]) -> None:
+    """The [luma] defaults Airflow shows (``airflow config list``) are the ones a task falls back to."""
+    from airflow_provider_luma import polling
+
+    options = info["config"]["luma"]["options"]
+    assert float(options["initial_wait"]["default"]) == polling.DEFAULT_INITIAL_WAIT
+    assert float(options["poll_interval"]["default"]) == polling.DEFAULT_POLL_INTERVAL
+
+
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code],

@@ -30,6 +30,7 @@ from airflow_provider_luma.operators.luma import STATE_KEY, LumaGenerateImageOpe
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 from tests.fakes import (
     GEN_ID,
+    RETRYABLE_CODES,
     START,
     FailingTaskStateStore,
     FakeClock,
@@ -42,7 +43,6 @@ from tests.fakes import (
 
 OTHER_ID = "0b5a4e8c-1d7a-4c36-9f7e-2a6b0d9e1f23"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-RETRYABLE_CODES = {"generation_failed", "output_not_found", "rate_limited"}
 
 
 def _operator(**kwargs: object) -> LumaGenerateImageOperator:

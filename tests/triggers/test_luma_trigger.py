@@ -18,7 +18,7 @@ from airflow_provider_luma.exceptions import (
 )
 from airflow_provider_luma.models import FailureCode
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
-from tests.fakes import GEN_ID, START, FakeClock, FakeHook, make_generation
+from tests.fakes import GEN_ID, RETRYABLE_CODES, START, FakeClock, FakeHook, make_generation
 
 
 def _trigger(**overrides: object) -> LumaGenerationTrigger:
@@ -85,7 +85,7 @@ async def test_each_failure_code_is_one_failed_event(
     assert len(events) == 1
     assert events[0]["status"] == "failed"
     assert events[0]["generation"]["failure_code"] == code
-    assert events[0]["retryable"] is (code in {"generation_failed", "output_not_found", "rate_limited"})
+    assert events[0]["retryable"] is (code in RETRYABLE_CODES)
     assert code in events[0]["message"]
 
 
