@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import threading
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from airflow_provider_luma.testing.server import LumaEmulator
+from airflow_provider_luma.testing.state import EmulatorSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -16,26 +18,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m airflow_provider_luma.testing", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--queued-seconds", type=float, default=1.0)
-    parser.add_argument("--processing-seconds", type=float, default=3.0)
-    parser.add_argument("--long-edge", type=int, default=2048)
-    parser.add_argument("--rpm-limit", type=int, default=30)
-    parser.add_argument("--concurrency-limit", type=int, default=10)
-    parser.add_argument("--url-ttl-seconds", type=int, default=3600)
-    parser.add_argument("--output-padding-bytes", type=int, default=0)
+    for setting in fields(EmulatorSettings):
+        parser.add_argument(
+            f"--{setting.name.replace('_', '-')}", type=type(setting.default), default=setting.default
+        )
     parser.add_argument("--api-key", default=None, help="must start with luma-api-; random by default")
     args = parser.parse_args(argv)
     emulator = LumaEmulator(
         host=args.host,
         port=args.port,
-        queued_seconds=args.queued_seconds,
-        processing_seconds=args.processing_seconds,
-        long_edge=args.long_edge,
-        rpm_limit=args.rpm_limit,
-        concurrency_limit=args.concurrency_limit,
-        url_ttl_seconds=args.url_ttl_seconds,
-        output_padding_bytes=args.output_padding_bytes,
         api_key=args.api_key,
+        **{setting.name: getattr(args, setting.name) for setting in fields(EmulatorSettings)},
     )
     with emulator:
         print(f"Luma emulator: {emulator.base_url}", flush=True)

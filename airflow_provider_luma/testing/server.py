@@ -29,15 +29,11 @@ class LumaEmulator:
 
     :param host: interface to bind (keep 127.0.0.1).
     :param port: TCP port; 0 picks a free one.
-    :param queued_seconds: how long a new generation reports ``queued``.
-    :param processing_seconds: how long it then reports ``processing``.
-    :param long_edge: pixel length of an output's long edge.
-    :param rpm_limit: POSTs per sliding 60 s window before a 429.
-    :param concurrency_limit: non-terminal generations at once before a 429.
-    :param url_ttl_seconds: lifetime of an output URL.
-    :param output_padding_bytes: pad every output file to at least this many bytes (e.g. for benchmarks).
     :param api_key: the accepted key (must start with ``luma-api-``); a random one by default.
     :param clock: returns Unix seconds; inject one to move time in tests without sleeping.
+    :param settings: any field of :class:`EmulatorSettings` (``queued_seconds``, ``processing_seconds``,
+        ``long_edge``, ``rpm_limit``, ``concurrency_limit``, ``url_ttl_seconds``,
+        ``output_padding_bytes``), with its defaults there.
     """
 
     def __init__(
@@ -45,29 +41,14 @@ class LumaEmulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        queued_seconds: float = 1.0,
-        processing_seconds: float = 3.0,
-        long_edge: int = 2048,
-        rpm_limit: int = 30,
-        concurrency_limit: int = 10,
-        url_ttl_seconds: int = 3600,
-        output_padding_bytes: int = 0,
         api_key: str | None = None,
         clock: Clock = time.time,
+        **settings: Any,
     ) -> None:
         self.api_key = api_key or f"luma-api-emulator-{secrets.token_hex(12)}"
         if not self.api_key.startswith("luma-api-"):
             raise ValueError("api_key must start with 'luma-api-'")
-        settings = EmulatorSettings(
-            queued_seconds=queued_seconds,
-            processing_seconds=processing_seconds,
-            long_edge=long_edge,
-            rpm_limit=rpm_limit,
-            concurrency_limit=concurrency_limit,
-            url_ttl_seconds=url_ttl_seconds,
-            output_padding_bytes=output_padding_bytes,
-        )
-        self._state = EmulatorState(settings, self.api_key, clock)
+        self._state = EmulatorState(EmulatorSettings(**settings), self.api_key, clock)
         self._faults = FaultQueue()
         self._signer = UrlSigner()
         self._host = host
