@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 from airflow.sdk import BaseHook
 
+from airflow_provider_luma._compat import AirflowNotFoundException
 from airflow_provider_luma.exceptions import (
     LumaAuthenticationError,
     LumaError,
@@ -162,20 +163,18 @@ class LumaHook(BaseHook):
 
     # ----------------------------------------------------------------------------- settings
 
-    def _allow_missing_connection(self, error: Exception) -> None:
-        """Re-raise a lookup error unless it is the default connection that is missing (env fallback)."""
-        from airflow.exceptions import AirflowNotFoundException
-
-        if not isinstance(error, AirflowNotFoundException) or self.luma_conn_id != self.default_conn_name:
-            raise error
+    def _default_connection_may_be_missing(self) -> bool:
+        """Only the default connection may be absent: the key can then come from the environment."""
+        return self.luma_conn_id == self.default_conn_name
 
     def _get_settings(self) -> LumaSettings:
         if self._settings is None:
             conn: Connection | None = None
             try:
                 conn = self.get_connection(self.luma_conn_id)
-            except Exception as error:
-                self._allow_missing_connection(error)
+            except AirflowNotFoundException:
+                if not self._default_connection_may_be_missing():
+                    raise
             self._settings = settings_from_connection(conn, self.luma_conn_id)
         return self._settings
 
@@ -185,8 +184,9 @@ class LumaHook(BaseHook):
             conn: Connection | None = None
             try:
                 conn = await BaseHook.aget_connection(self.luma_conn_id)
-            except Exception as error:
-                self._allow_missing_connection(error)
+            except AirflowNotFoundException:
+                if not self._default_connection_may_be_missing():
+                    raise
             self._settings = settings_from_connection(conn, self.luma_conn_id)
         return self._settings
 
