@@ -161,10 +161,10 @@ class ImageRef:
                 )
             if len(self.data) % 4 or not _BASE64.fullmatch(self.data):
                 raise LumaRequestValidationError(self.field_name, "'data' is not valid base64")
-        if self.generation_id is not None and not is_generation_id(self.generation_id):
-            raise LumaRequestValidationError(
-                self.field_name, f"'generation_id' must be a generation's UUID (got {self.generation_id!r})"
-            )
+        for name in ("generation_id", "file_id"):
+            value = getattr(self, name)
+            if value is not None and not is_generation_id(value):
+                raise LumaRequestValidationError(self.field_name, f"'{name}' must be a UUID (got {value!r})")
 
     @classmethod
     def from_value(cls, value: ImageRef | Mapping[str, Any] | str, field_name: str) -> ImageRef:

@@ -98,6 +98,7 @@ def test_every_field_serialises() -> None:
         ({"image_ref": [{"url": "", "generation_id": GEN_ID}]}, "image_ref[0]", "exactly one"),
         ({"image_ref": [{"data": "not base64!", "media_type": "image/png"}]}, "image_ref[0]", "base64"),
         ({"image_ref": [{"generation_id": "nope"}]}, "image_ref[0]", "UUID"),
+        ({"image_ref": [{"file_id": "file-123"}]}, "image_ref[0]", "'file_id' must be a UUID"),
         ({"image_ref": [{"weight": 0.5, "url": "https://e.com/a.png"}]}, "image_ref[0]", "unknown keys"),
         ({"image_ref": ["s3://bucket/key.png"]}, "image_ref[0]", "https://"),
         ({"image_ref": [42]}, "image_ref[0]", "int"),
