@@ -218,7 +218,9 @@ class _Api:
             await connection.drop()
             return fault, _NoResponse()
         if fault.kind == "slow" and not await connection.wait(fault.delay):
-            # The client gave up while the server was still busy: nothing is processed.
+            # The client gave up while the server was still busy: nothing is processed. Counted, so
+            # a test can wait for the server to have let the request go before asserting on it.
+            self.state.count_request(f"{method} abandoned")
             return fault, _NoResponse()
         return fault, None
 

@@ -108,7 +108,8 @@ class EmulatorStats:
 
     :param generations_created: POSTs that created a generation (proves nothing was paid for twice).
     :param requests: requests received, keyed ``"POST /v1/generations"``, ``"GET /v1/generations/{id}"``
-        and ``"GET output"``.
+        and ``"GET output"``; a ``slow`` fault whose client hung up before the answer also counts under
+        ``"<method> abandoned"`` once the server has let the request go (unprocessed).
     :param output_authorization_refused: output downloads refused because they carried ``Authorization``.
     """
 

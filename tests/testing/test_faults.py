@@ -106,6 +106,11 @@ def test_slow_post_abandoned_by_the_client_creates_nothing(luma_emulator: LumaEm
         pytest.raises(httpx.ReadTimeout),
     ):
         client.post("/generations", json={"prompt": "x"})
+    # Wait (bounded) until the server has seen the hang-up; only then is "nothing created" a fact.
+    deadline = time.monotonic() + 4  # well before the 5 s at which an ignoring server would create
+    while not luma_emulator.stats.requests["POST abandoned"]:
+        assert time.monotonic() < deadline, "the server never noticed the client hung up"
+        time.sleep(0.01)
     assert luma_emulator.stats.requests[POST] == 1
     assert luma_emulator.stats.generations_created == 0
 
