@@ -122,7 +122,12 @@ class RetryState:
         return self._retry(wait, f"HTTP {response.status_code}")
 
     def after_error(self, error: httpx.RequestError) -> float:
-        """Seconds to wait before trying again; raises the final error when the call must stop."""
+        """
+        Seconds to wait before trying again; raises the final error when the call must stop.
+
+        Any ``httpx.RequestError`` comes here, not only transport errors: a body that cannot be
+        decoded is as much a lost answer as a dropped connection.
+        """
         cause = type(error).__name__
         if self.method == "POST" and not isinstance(error, NOTHING_SENT_ERRORS):
             raise LumaSubmissionUnknownError(self.request_id, cause) from error
@@ -156,8 +161,6 @@ def run_sync(
     while True:
         try:
             response = send()
-        # RequestError, not only TransportError: a body that cannot be decoded is as much a lost
-        # answer as a dropped connection.
         except httpx.RequestError as error:
             wait = state.after_error(error)
         else:
@@ -178,8 +181,6 @@ async def run_async(
     while True:
         try:
             response = await send()
-        # RequestError, not only TransportError: a body that cannot be decoded is as much a lost
-        # answer as a dropped connection.
         except httpx.RequestError as error:
             wait = state.after_error(error)
         else:
