@@ -26,7 +26,7 @@ from airflow_provider_luma.exceptions import (
     LumaTransportError,
 )
 from airflow_provider_luma.models import MAX_IMAGE_BYTES, FailureCode, GenerationRequest
-from airflow_provider_luma.operators.luma import STATE_KEY, LumaGenerateImageOperator
+from airflow_provider_luma.operators.generate import STATE_KEY, LumaGenerateImageOperator
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 from tests.fakes import (
     GEN_ID,

@@ -11,7 +11,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_luma import storage
 from airflow_provider_luma.exceptions import LumaConfigurationError, LumaRequestValidationError
-from airflow_provider_luma.operators.luma import LumaUploadOutputsOperator, _parse_generation
+from airflow_provider_luma.operators.upload import LumaUploadOutputsOperator, _parse_generation
 from airflow_provider_luma.storage import conn_id_of, publish
 from tests.support import AWS_CONN_ID, BUCKET, S3Server
 

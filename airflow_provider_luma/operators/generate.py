@@ -1,0 +1,367 @@
+"""
+``LumaGenerateImageOperator``: submit on the worker, remember the id, wait (in the triggerer or the
+worker) and report.
+
+A try never pays twice for the same request: the generation id is kept in Airflow 3.3's
+``task_state_store`` (per map index) the moment the POST answers, and the next try of the task (a
+retry, a crash, a clear) reattaches to it. See ``docs/generate.md`` for the outcome table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_luma import polling
+from airflow_provider_luma._compat import AirflowFailException, conf, never_expire
+from airflow_provider_luma.exceptions import (
+    LumaError,
+    LumaNotFoundError,
+    LumaRequestValidationError,
+    LumaSubmissionUnknownError,
+)
+from airflow_provider_luma.models import (
+    Generation,
+    GenerationRequest,
+    GenerationState,
+    ImageRef,
+    estimate_cost_usd,
+)
+from airflow_provider_luma.operators._failures import raise_for_task
+from airflow_provider_luma.storage import is_storage_reference, read_storage_image
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_luma.hooks.luma import LumaHook
+
+#: The task_state_store key holding ``{"generation_id", "fingerprint"}``; one key, so one write
+#: records both (a crash between two writes would make the next try think the request changed).
+#: Renaming it breaks the reattachment of tries already in flight.
+STATE_KEY = "luma_generation"
+
+#: Stands in for a storage reference while validating at DAG parse, where nothing is read.
+_PARSE_TIME_STORAGE_PLACEHOLDER = "https://storage.placeholder.invalid/image"
+
+
+def _is_literal(value: Any) -> bool:
+    """Whether ``value`` is known at DAG parse (no Jinja template, no XComArg or other lazy value)."""
+    if value is None or isinstance(value, (bool, int, float, os.PathLike, ImageRef)):
+        return True
+    if isinstance(value, str):
+        return "{{" not in value and "{%" not in value
+    if isinstance(value, Mapping):
+        return all(_is_literal(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_is_literal(item) for item in value)
+    return False
+
+
+def _result(summary: Mapping[str, Any], described_request: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's XCom: ids, state and cost, no URLs and no image bytes."""
+    input_images = len(described_request.get("image_ref") or ()) + bool(described_request.get("source"))
+    return {
+        "generation_id": summary["generation_id"],
+        "state": summary["state"],
+        "model": summary["model"],
+        "type": summary["type"],
+        "request_id": summary.get("request_id"),
+        "created_at": summary.get("created_at"),
+        "output_count": summary.get("output_count", 0),
+        "estimated_cost_usd": estimate_cost_usd(described_request["model"], input_images),
+        "request": dict(described_request),
+    }
+
+
+class LumaGenerateImageOperator(BaseOperator):
+    """
+    Generate (``type="image"``) or edit (``type="image_edit"``) one image with Luma's uni-1.
+
+    The request is validated at DAG parse when all its values are literals, else at the start of
+    ``execute`` (a bad value fails the task without spending retries). The POST is made on the worker;
+    the wait is deferred to the triggerer (``deferrable=True``) or done in the worker, under the same
+    timing rules (:mod:`airflow_provider_luma.polling`). The task returns, and pushes as XCom, a small
+    dict: ``generation_id``, ``state``, ``model``, ``type``, ``request_id``, ``created_at``,
+    ``output_count``, ``estimated_cost_usd`` and ``request`` (the request without image bytes); it
+    also pushes the key ``generation_id``.
+
+    :param prompt: what to draw or how to edit, 1 to 6000 characters. Templated.
+    :param type: ``image`` or ``image_edit``. Templated.
+    :param model: ``uni-1`` or ``uni-1-max``. Templated.
+    :param aspect_ratio: one of ``1:1, 1:2, 1:3, 16:9, 2:1, 2:3, 3:1, 3:2, 9:16``, or ``None`` to let
+        the model choose (ignored by the API on edits). Templated.
+    :param style: ``auto`` or ``manga`` (portrait ratios only). Templated.
+    :param output_format: ``png`` or ``jpeg``. Templated.
+    :param web_search: let the model search the web first (adds a few seconds).
+    :param source: the image to edit (``image_edit`` only): an ``https://`` URL, the id of an earlier
+        generation (for example ``generate.output["generation_id"]``), a mapping in the API's ImageRef
+        shape, or a file in storage (an ``ObjectStoragePath`` or a URL such as ``s3://...`` or
+        ``file://...``), which is read on the worker and sent as base64. Templated.
+    :param image_ref: up to 9 reference images (8 with a source), each in any form ``source`` takes.
+        Templated.
+    :param user_id: your end user's opaque id, for Luma's abuse attribution. Templated.
+    :param storage_conn_id: the Airflow connection used to read storage URLs given as strings.
+    :param luma_conn_id: the Luma connection. Templated.
+    :param wait_for_completion: wait for the generation to end; ``False`` returns right after the
+        submission with state ``queued`` (wait later with ``LumaGenerationSensor``).
+    :param deferrable: wait in the triggerer, freeing the worker slot. Defaults to the
+        ``[operators] default_deferrable`` option.
+    :param poll_interval: seconds between two status checks. Defaults to the ``[luma] poll_interval``
+        option, else 2 s (Luma's advice).
+    :param initial_wait: seconds between the submission and the first status check. Defaults to the
+        ``[luma] initial_wait`` option, else 20 s (uni-1's p50 is about 30 s).
+    :param timeout: seconds (or a timedelta) the whole wait may take. When it passes the task fails
+        and may be retried (a retry waits on the same generation again); the API has no cancel,
+        so the generation may still finish and be billed.
+    :param resubmit_on_retry: submit a new generation on every try instead of reattaching to the
+        one the previous try started (each submission is billed).
+    """
+
+    template_fields: Sequence[str] = (
+        "prompt",
+        "type",
+        "model",
+        "aspect_ratio",
+        "style",
+        "output_format",
+        "source",
+        "image_ref",
+        "user_id",
+        "luma_conn_id",
+    )
+    ui_color = "#f0e4ff"
+
+    def __init__(
+        self,
+        *,
+        prompt: str,
+        type: str = "image",
+        model: str = "uni-1",
+        aspect_ratio: str | None = None,
+        style: str | None = None,
+        output_format: str | None = None,
+        web_search: bool = False,
+        source: Any = None,
+        image_ref: Any = None,
+        user_id: str | None = None,
+        storage_conn_id: str | None = None,
+        luma_conn_id: str = "luma_default",
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float | None = None,
+        initial_wait: float | None = None,
+        timeout: float | timedelta = polling.DEFAULT_TIMEOUT,
+        resubmit_on_retry: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.type = type
+        self.model = model
+        self.aspect_ratio = aspect_ratio
+        self.style = style
+        self.output_format = output_format
+        self.web_search = web_search
+        self.source = source
+        self.image_ref = image_ref
+        self.user_id = user_id
+        self.storage_conn_id = storage_conn_id
+        self.luma_conn_id = luma_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = polling.configured_seconds("poll_interval", poll_interval)
+        self.initial_wait = polling.configured_seconds("initial_wait", initial_wait)
+        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        self.resubmit_on_retry = resubmit_on_retry
+        if _is_literal([getattr(self, name) for name in self.template_fields]):
+            # Fails the DAG import, naming the field, before anything can be paid for; and when a
+            # mapped task is expanded at run time, fails it without spending retries.
+            try:
+                self._build_request(read_storage=False)
+            except LumaRequestValidationError as error:
+                raise_for_task(error)
+
+    def _reference(self, value: Any, field_name: str, *, read_storage: bool) -> Any:
+        if is_storage_reference(value):
+            if not read_storage:
+                return _PARSE_TIME_STORAGE_PLACEHOLDER
+            return read_storage_image(value, field_name, self.storage_conn_id)
+        if isinstance(value, Mapping) and "generation_id" in value and "state" in value:
+            # The whole result of an upstream LumaGenerateImageOperator: chain on its generation.
+            return value["generation_id"]
+        return value
+
+    def _build_request(self, *, read_storage: bool) -> GenerationRequest:
+        refs = self.image_ref
+        if refs is not None and not isinstance(refs, (list, tuple)):
+            refs = [refs]
+        return GenerationRequest.build(
+            prompt=self.prompt,
+            type=self.type,
+            model=self.model,
+            aspect_ratio=self.aspect_ratio,
+            style=self.style,
+            output_format=self.output_format,
+            web_search=self.web_search,
+            user_id=self.user_id,
+            source=None
+            if self.source is None
+            else self._reference(self.source, "source", read_storage=read_storage),
+            image_ref=[
+                self._reference(ref, f"image_ref[{index}]", read_storage=read_storage)
+                for index, ref in enumerate(refs or ())
+            ],
+        )
+
+    def _request(self) -> GenerationRequest:
+        """The validated request with storage images read: held in a local, never on a templated field."""
+        try:
+            return self._build_request(read_storage=True)
+        except LumaRequestValidationError as error:
+            raise_for_task(error)
+
+    def _hook(self) -> LumaHook:
+        from airflow_provider_luma.hooks.luma import LumaHook
+
+        return LumaHook(luma_conn_id=self.luma_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        request = self._request()
+        store = context.get("task_state_store")
+        if store is None:
+            self.log.warning(
+                "task_state_store is not available (Airflow < 3.3): a retry of this task cannot "
+                "reattach to its generation and will submit, and pay for, a new one."
+            )
+        with self._hook() as hook:
+            try:
+                generation = self._reattach(hook, request, store)
+                fresh = generation is None
+                if generation is None:
+                    generation = self._submit(hook, request, store)
+            except LumaError as error:
+                raise_for_task(error)
+            context["ti"].xcom_push(key="generation_id", value=generation.id)
+            if generation.state is GenerationState.COMPLETED or not self.wait_for_completion:
+                return _result(generation.summary(), request.describe())
+            plan = polling.PollPlan.starting_now(
+                generation.id,
+                timeout=self.timeout,
+                # A reattached generation has been running for a while: no initial wait.
+                initial_wait=self.initial_wait if fresh else self.poll_interval,
+                poll_interval=self.poll_interval,
+            )
+            if self.deferrable:
+                self._defer(plan, request)
+            outcome = polling.wait_for_generation(hook.get_generation, plan)
+        return self._finish(context, outcome.payload(), request.describe())
+
+    def _reattach(self, hook: LumaHook, request: GenerationRequest, store: Any) -> Generation | None:
+        """The generation an earlier try started for this same request, when it is worth keeping."""
+        remembered = store.get(STATE_KEY) if store is not None else None
+        if not isinstance(remembered, Mapping) or not remembered.get("generation_id"):
+            return None
+        previous_id = str(remembered["generation_id"])
+        if self.resubmit_on_retry:
+            self.log.info("resubmit_on_retry is set: submitting anew, not reattaching to %s", previous_id)
+            return None
+        if remembered.get("fingerprint") != request.fingerprint():
+            self.log.info("The request changed since generation %s : submitting anew", previous_id)
+            return None
+        try:
+            generation = hook.get_generation(previous_id)
+        except LumaNotFoundError:
+            self.log.warning("Generation %s from an earlier try is not found: submitting anew", previous_id)
+            return None
+        if generation.state is GenerationState.FAILED:
+            failure = generation.failure_error()
+            if not failure.retryable:
+                raise failure
+            self.log.info(
+                "Generation %s from an earlier try failed with %s (retryable): submitting anew",
+                previous_id,
+                generation.failure_code,
+            )
+            return None
+        self.log.info(
+            "Reattached to generation %s (state %s) from an earlier try: nothing submitted",
+            generation.id,
+            generation.state.value,
+        )
+        return generation
+
+    def _submit(self, hook: LumaHook, request: GenerationRequest, store: Any) -> Generation:
+        try:
+            generation = hook.create_generation(request)
+        except LumaSubmissionUnknownError as error:
+            raise AirflowFailException(
+                f"{error} Airflow will not retry this task on its own. To check whether it was created, "
+                "look at the usage page of platform.lumalabs.ai or ask Luma's support with the request id; "
+                "clear the task to submit again."
+            ) from error
+        # Logged before it is stored: should the store fail, the id is still on record.
+        self.log.info(
+            "Submitted generation %s (state %s, estimated cost %.4f USD)",
+            generation.id,
+            generation.state.value,
+            request.estimated_cost_usd(),
+        )
+        if store is not None:
+            try:
+                store.set(
+                    STATE_KEY,
+                    {"generation_id": generation.id, "fingerprint": request.fingerprint()},
+                    retention=never_expire(),
+                )
+            except Exception as error:
+                # A retry could not find this generation and would pay for another one.
+                raise AirflowFailException(
+                    f"Generation {generation.id} was submitted (and may be billed) but could not be "
+                    f"remembered for a retry ({type(error).__name__}: {error}); not retried automatically. "
+                    f"Wait for it with LumaGenerationSensor(generation_id={generation.id!r}), or clear the "
+                    "task to submit again."
+                ) from error
+        return generation
+
+    def _defer(self, plan: polling.PollPlan, request: GenerationRequest) -> NoReturn:
+        from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
+
+        self.defer(
+            trigger=LumaGenerationTrigger(
+                generation_id=plan.generation_id,
+                deadline=plan.deadline,
+                luma_conn_id=self.luma_conn_id,
+                first_poll_at=plan.first_poll_at,
+                poll_interval=plan.poll_interval,
+            ),
+            method_name="execute_complete",
+            kwargs={"request": request.describe()},
+            timeout=timedelta(seconds=plan.deadline - polling.now() + polling.DEFERRAL_TIMEOUT_MARGIN),
+        )
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, request: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """
+        Resume after the trigger's event.
+
+        ``request`` (the described request) comes from the deferral's kwargs; ``dag.test()`` drops
+        those, so it is rebuilt from the rendered fields when absent.
+        """
+        described = request if request is not None else self._request().describe()
+        return self._finish(context, event, described)
+
+    def _finish(
+        self, context: Context, event: Mapping[str, Any] | None, described_request: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            summary = polling.summary_or_raise(event)
+        except LumaError as error:
+            raise_for_task(error)
+        self.log.info("Generation %s completed", summary["generation_id"])
+        context["ti"].xcom_push(key="generation_id", value=summary["generation_id"])
+        return _result(summary, described_request)
