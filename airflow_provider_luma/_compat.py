@@ -21,6 +21,7 @@ try:
         AirflowNotFoundException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTimeout,
     )
 except ImportError:  # Airflow < 3.2
     from airflow.exceptions import (  # type: ignore[no-redef]
@@ -29,6 +30,7 @@ except ImportError:  # Airflow < 3.2
         AirflowNotFoundException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTimeout,
     )
 
 
@@ -52,6 +54,7 @@ __all__ = [
     "AirflowNotFoundException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "AirflowTaskTimeout",
     "conf",
     "never_expire",
 ]

@@ -57,12 +57,29 @@ def _choices(values: Sequence[str]) -> str:
 
 
 class GenerationState(str, Enum):
-    """The four states a generation passes through: ``queued -> processing -> completed | failed``."""
+    """
+    The four states a generation passes through: ``queued -> processing -> completed | failed``.
+
+    ``UNKNOWN`` is never sent by the API: it stands for a state this provider does not know yet (one
+    a newer API version may add). It is not terminal, so a waiter keeps polling until the deadline
+    instead of failing a generation that may still complete and be billed.
+    """
 
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def read(cls, value: object) -> GenerationState:
+        """The state named by an API body; any other string is ``UNKNOWN`` (a non-string is an error)."""
+        if not isinstance(value, str):
+            raise TypeError(f"state must be a string, got {type(value).__name__}")
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
 
     @property
     def is_terminal(self) -> bool:
@@ -403,6 +420,8 @@ class Generation:
     :param failure_code: the ``failure_code`` once failed.
     :param failure_reason: the human-readable reason once failed.
     :param request_id: the ``X-Request-Id`` of the response this was read from.
+    :param reported_state: the state string as the API sent it, when it is one this provider does not
+        know (``state`` is then ``UNKNOWN``).
     """
 
     id: str
@@ -414,14 +433,16 @@ class Generation:
     failure_code: str | None = None
     failure_reason: str | None = None
     request_id: str | None = None
+    reported_state: str | None = None
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any], request_id: str | None = None) -> Generation:
-        """Read an API body; a body missing the id or with an unknown state is an unexpected response."""
+        """Read an API body; a body missing the id or the state is an unexpected response."""
         try:
+            state = GenerationState.read(body["state"])
             return cls(
                 id=str(body["id"]),
-                state=GenerationState(body["state"]),
+                state=state,
                 model=str(body.get("model") or ""),
                 type=str(body.get("type") or ""),
                 created_at=str(body.get("created_at") or ""),
@@ -432,6 +453,7 @@ class Generation:
                 failure_code=body.get("failure_code"),
                 failure_reason=body.get("failure_reason"),
                 request_id=request_id,
+                reported_state=str(body["state"]) if state is GenerationState.UNKNOWN else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise LumaUnexpectedResponseError(
@@ -455,7 +477,7 @@ class Generation:
         """What may go to XCom, logs and trigger events: ids and states, never the presigned URLs."""
         return {
             "generation_id": self.id,
-            "state": self.state.value,
+            "state": self.reported_state or self.state.value,
             "model": self.model,
             "type": self.type,
             "created_at": self.created_at,

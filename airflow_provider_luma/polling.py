@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_luma.exceptions import (
     LumaError,
@@ -44,6 +44,9 @@ DEFAULT_TIMEOUT = 15 * 60.0
 #: Seconds beyond the deadline that Airflow's deferral timeout allows, as a backstop should the
 #: trigger itself never report (its own deadline fires first and yields a ``timeout`` event).
 DEFERRAL_TIMEOUT_MARGIN = 60.0
+#: Seconds past the deadline after which a trigger gives up on whatever it is awaiting and reports a
+#: timeout itself: well inside ``DEFERRAL_TIMEOUT_MARGIN``, so its one event is always heard.
+TRIGGER_GRACE = 15.0
 
 #: The timing a deployment may change once, in the ``[luma]`` config section, with its defaults.
 _CONFIGURABLE = {"initial_wait": DEFAULT_INITIAL_WAIT, "poll_interval": DEFAULT_POLL_INTERVAL}
@@ -63,6 +66,18 @@ SUCCESS = "success"
 FAILED = "failed"
 TIMEOUT = "timeout"
 ERROR = "error"
+
+
+class GenerationReader(Protocol):
+    """``LumaHook.get_generation``'s shape: one GET, bounded (retries included) by ``deadline``."""
+
+    def __call__(self, generation_id: str, *, deadline: float | None = None) -> Generation: ...
+
+
+class AsyncGenerationReader(Protocol):
+    """``LumaHook.aget_generation``'s shape."""
+
+    async def __call__(self, generation_id: str, *, deadline: float | None = None) -> Generation: ...
 
 
 def now() -> float:
@@ -124,6 +139,7 @@ class PollPlan:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     last_seen: dict[str, Any] | None = field(default=None, init=False)
     last_error: str | None = field(default=None, init=False)
+    warned_unknown_state: bool = field(default=False, init=False)
 
     @classmethod
     def starting_now(
@@ -164,6 +180,16 @@ class PollPlan:
                 return WaitOutcome(
                     FAILED, generation.id, str(failure), generation.summary(), failure.retryable
                 )
+            if generation.state is GenerationState.UNKNOWN and not self.warned_unknown_state:
+                # A state added by a newer API: failing would abandon a job that may still complete
+                # (and bill), so wait on it like a running one; once in the log is enough.
+                self.warned_unknown_state = True
+                log.warning(
+                    "Generation %s reports state %r, which this provider does not know: polling on "
+                    "until it completes or fails, or until the deadline",
+                    generation.id,
+                    generation.reported_state,
+                )
         elif error is not None:
             if not error.retryable:
                 return WaitOutcome(
@@ -184,13 +210,17 @@ class PollPlan:
         return min(delay, self.deadline - at)
 
 
-def wait_for_generation(get: Callable[[str], Generation], plan: PollPlan) -> WaitOutcome:
-    """Block until ``plan`` ends, GETting with ``get`` (the worker's loop)."""
+def wait_for_generation(get: GenerationReader, plan: PollPlan) -> WaitOutcome:
+    """
+    Block until ``plan`` ends, GETting with ``get`` (the worker's loop).
+
+    Each GET is given the plan's deadline, so a hung or failing API cannot hold the wait past it.
+    """
     delay = plan.first_delay(now())
     while True:
         sleep(delay)
         try:
-            decision = plan.after_poll(now(), generation=get(plan.generation_id))
+            decision = plan.after_poll(now(), generation=get(plan.generation_id, deadline=plan.deadline))
         except LumaError as error:
             decision = plan.after_poll(now(), error=error)
         if isinstance(decision, WaitOutcome):
@@ -198,13 +228,15 @@ def wait_for_generation(get: Callable[[str], Generation], plan: PollPlan) -> Wai
         delay = decision
 
 
-async def await_generation(get: Callable[[str], Awaitable[Generation]], plan: PollPlan) -> WaitOutcome:
+async def await_generation(get: AsyncGenerationReader, plan: PollPlan) -> WaitOutcome:
     """The same loop as :func:`wait_for_generation`, for the triggerer's event loop."""
     delay = plan.first_delay(now())
     while True:
         await asleep(delay)
         try:
-            decision = plan.after_poll(now(), generation=await get(plan.generation_id))
+            decision = plan.after_poll(
+                now(), generation=await get(plan.generation_id, deadline=plan.deadline)
+            )
         except LumaError as error:
             decision = plan.after_poll(now(), error=error)
         if isinstance(decision, WaitOutcome):
@@ -212,20 +244,42 @@ async def await_generation(get: Callable[[str], Awaitable[Generation]], plan: Po
         delay = decision
 
 
-def summary_or_raise(event: Mapping[str, Any] | None) -> dict[str, Any]:
+#: What a success event's summary must hold for the task's result to be built from it.
+_SUCCESS_FIELDS = ("generation_id", "state", "model", "type")
+
+
+def summary_or_raise(
+    event: Mapping[str, Any] | None, expected_generation_id: str | None = None
+) -> dict[str, Any]:
     """
     The completed generation's summary from an event payload, or the error the event stands for.
 
-    Only a well-formed ``success`` event is a success; anything missing or unknown is an error.
+    Only a well-formed ``success`` event about ``expected_generation_id`` (the generation this task
+    submitted, when given) is a success; anything missing, unknown or about another generation is a
+    retryable :class:`LumaWaitError` (the next try reattaches and reads the generation itself).
     """
     if not isinstance(event, Mapping) or not isinstance(event.get("status"), str):
         raise LumaWaitError(f"The wait ended without a readable event ({event!r}).", retryable=True)
     status, generation_id = event["status"], str(event.get("generation_id"))
+    if expected_generation_id is not None and generation_id != expected_generation_id:
+        raise LumaWaitError(
+            f"The wait reported on generation {generation_id}, but this task waits for "
+            f"{expected_generation_id}.",
+            retryable=True,
+        )
     generation = event.get("generation")
     if not isinstance(generation, Mapping):
         generation = {}
-    if status == SUCCESS and generation.get("state") == GenerationState.COMPLETED.value:
-        return dict(generation)
+    if status == SUCCESS:
+        missing = [name for name in _SUCCESS_FIELDS if not isinstance(generation.get(name), str)]
+        if missing or generation["generation_id"] != generation_id:
+            raise LumaWaitError(
+                f"The wait for generation {generation_id} reported success in a malformed event "
+                f"(missing or wrong: {', '.join(missing) or 'generation_id'}).",
+                retryable=True,
+            )
+        if generation["state"] == GenerationState.COMPLETED.value:
+            return dict(generation)
     if status == FAILED:
         code = generation.get("failure_code")
         raise LumaGenerationFailedError(

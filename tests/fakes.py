@@ -90,6 +90,8 @@ class FakeHook:
     created: list[GenerationRequest] = field(default_factory=list)
     get_calls: list[str] = field(default_factory=list)
     get_times: list[float] = field(default_factory=list)
+    get_deadlines: list[float | None] = field(default_factory=list)
+    request_ids: list[str | None] = field(default_factory=list)
     init_kwargs: list[dict[str, Any]] = field(default_factory=list)
     closed: int = 0
 
@@ -110,17 +112,23 @@ class FakeHook:
             raise item
         return item
 
-    def get_generation(self, generation_id: str) -> Generation:
+    def get_generation(self, generation_id: str, *, deadline: float | None = None) -> Generation:
+        self.get_deadlines.append(deadline)
         return self._next(generation_id)
 
-    async def aget_generation(self, generation_id: str) -> Generation:
+    async def aget_generation(self, generation_id: str, *, deadline: float | None = None) -> Generation:
+        self.get_deadlines.append(deadline)
         return self._next(generation_id)
 
-    def create_generation(self, request: GenerationRequest) -> Generation:
+    def create_generation(self, request: GenerationRequest, *, request_id: str | None = None) -> Generation:
         self.created.append(request)
+        self.request_ids.append(request_id)
         if isinstance(self.create_result, BaseException):
             raise self.create_result
         return self.create_result or make_generation("queued")
+
+    def close(self) -> None:
+        self.closed += 1
 
     def __enter__(self) -> FakeHook:
         return self
@@ -162,22 +170,38 @@ class FakeTaskStateStore:
 
 
 class FailingTaskStateStore(FakeTaskStateStore):
-    """A store whose writes fail, as the supervisor's does when the API server cannot be reached."""
+    """
+    A store whose writes fail, as the supervisor's does when the API server cannot be reached.
+
+    :param fail_after: how many writes succeed first.
+    """
+
+    def __init__(self, values: dict[str, Any] | None = None, *, fail_after: int = 0) -> None:
+        super().__init__(values)
+        self.writes_left = fail_after
 
     def set(self, key: str, value: Any, *, retention: Any = None) -> None:
-        raise RuntimeError("the API server did not answer")
+        if self.writes_left <= 0:
+            raise RuntimeError("the API server did not answer")
+        self.writes_left -= 1
+        super().set(key, value, retention=retention)
 
 
 class FakeTI:
-    def __init__(self) -> None:
+    def __init__(self, try_number: int = 1, map_index: int = -1) -> None:
         self.xcom: dict[str, Any] = {}
+        self.dag_id = "marketing"
+        self.run_id = "manual__2026-12-02T05:48:47+00:00"
+        self.task_id = "generate"
+        self.map_index = map_index
+        self.try_number = try_number
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcom[key] = value
 
 
-def make_context(store: FakeTaskStateStore | None = None) -> dict[str, Any]:
-    context: dict[str, Any] = {"ti": FakeTI()}
+def make_context(store: FakeTaskStateStore | None = None, *, try_number: int = 1) -> dict[str, Any]:
+    context: dict[str, Any] = {"ti": FakeTI(try_number)}
     if store is not None:
         context["task_state_store"] = store
     return context

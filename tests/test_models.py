@@ -244,12 +244,18 @@ def test_generation_with_null_output_and_failure() -> None:
 
 @pytest.mark.parametrize(
     "broken",
-    [{"state": "queued"}, body(state="dreaming"), body(output=[{"type": "image"}]), body(output=["x"])],
+    [{"state": "queued"}, body(state=None), body(output=[{"type": "image"}]), body(output=["x"])],
 )
 def test_an_unreadable_generation_is_an_unexpected_response(broken: dict[str, Any]) -> None:
     with pytest.raises(LumaUnexpectedResponseError) as caught:
         Generation.from_json(broken, request_id="req-2")
     assert caught.value.request_id == "req-2"
+
+
+def test_a_state_this_provider_does_not_know_is_kept_and_not_terminal() -> None:
+    generation = Generation.from_json(body(state="dreaming"), request_id="req-2")
+    assert generation.state is GenerationState.UNKNOWN and not generation.is_terminal
+    assert generation.summary()["state"] == "dreaming"
 
 
 def test_failure_code_retryability() -> None:

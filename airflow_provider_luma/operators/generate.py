@@ -2,9 +2,10 @@
 ``LumaGenerateImageOperator``: submit on the worker, remember the id, wait (in the triggerer or the
 worker) and report.
 
-A try never pays twice for the same request: the generation id is kept in Airflow 3.3's
-``task_state_store`` (per map index) the moment the POST answers, and the next try of the task (a
-retry, a crash, a clear) reattaches to it. See ``docs/generate.md`` for the outcome table.
+A try never pays twice for the same request: the submission is recorded in Airflow 3.3's
+``task_state_store`` (per map index) before the POST and its generation id the moment the POST
+answers, and the next try of the task (a retry, a crash, a clear) reattaches to it
+(:mod:`airflow_provider_luma._submission` decides). See ``docs/generate.md`` for the outcome table.
 """
 
 from __future__ import annotations
@@ -17,15 +18,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseOperator
 
 from airflow_provider_luma import polling
-from airflow_provider_luma._compat import AirflowFailException, conf, never_expire
-from airflow_provider_luma.exceptions import (
-    LumaError,
-    LumaNotFoundError,
-    LumaRequestValidationError,
-    LumaSubmissionUnknownError,
-)
+from airflow_provider_luma._compat import conf
+from airflow_provider_luma._submission import SubmissionLedger, request_id_for
+from airflow_provider_luma.exceptions import LumaError, LumaRequestValidationError
 from airflow_provider_luma.models import (
-    Generation,
     GenerationRequest,
     GenerationState,
     ImageRef,
@@ -38,11 +34,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_luma.hooks.luma import LumaHook
-
-#: The task_state_store key holding ``{"generation_id", "fingerprint"}``; one key, so one write
-#: records both (a crash between two writes would make the next try think the request changed).
-#: Renaming it breaks the reattachment of tries already in flight.
-STATE_KEY = "luma_generation"
 
 #: Stands in for a storage reference while validating at DAG parse, where nothing is read.
 _PARSE_TIME_STORAGE_PLACEHOLDER = "https://storage.placeholder.invalid/image"
@@ -61,15 +52,22 @@ def _is_literal(value: Any) -> bool:
     return False
 
 
-def _result(summary: Mapping[str, Any], described_request: Mapping[str, Any]) -> dict[str, Any]:
-    """The task's XCom: ids, state and cost, no URLs and no image bytes."""
+def _result(
+    summary: Mapping[str, Any], described_request: Mapping[str, Any], request_id: str | None
+) -> dict[str, Any]:
+    """
+    The task's XCom: ids, state and cost, no URLs and no image bytes.
+
+    ``request_id`` is the submission's (the POST's ``X-Request-Id``), which is what Luma's support can
+    match to a charge; the summary's is only the last poll's.
+    """
     input_images = len(described_request.get("image_ref") or ()) + bool(described_request.get("source"))
     return {
         "generation_id": summary["generation_id"],
         "state": summary["state"],
         "model": summary["model"],
         "type": summary["type"],
-        "request_id": summary.get("request_id"),
+        "request_id": request_id or summary.get("request_id"),
         "created_at": summary.get("created_at"),
         "output_count": summary.get("output_count", 0),
         "estimated_cost_usd": estimate_cost_usd(described_request["model"], input_images),
@@ -231,23 +229,27 @@ class LumaGenerateImageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = self._request()
-        store = context.get("task_state_store")
-        if store is None:
+        # Once, before the POST: for a 40 MB source this digest takes a quarter of a second.
+        fingerprint = request.fingerprint()
+        ledger = SubmissionLedger(context.get("task_state_store"), self.log)
+        if ledger.store is None:
             self.log.warning(
                 "task_state_store is not available (Airflow < 3.3): a retry of this task cannot "
                 "reattach to its generation and will submit, and pay for, a new one."
             )
         with self._hook() as hook:
             try:
-                generation = self._reattach(hook, request, store)
+                generation = ledger.reusable_generation(
+                    hook, fingerprint, resubmit_on_retry=self.resubmit_on_retry
+                )
                 fresh = generation is None
                 if generation is None:
-                    generation = self._submit(hook, request, store)
+                    generation = ledger.submit(hook, request, fingerprint, _request_id(context))
             except LumaError as error:
-                raise_for_task(error)
+                self._fail(error, ledger)
             context["ti"].xcom_push(key="generation_id", value=generation.id)
             if generation.state is GenerationState.COMPLETED or not self.wait_for_completion:
-                return _result(generation.summary(), request.describe())
+                return _result(generation.summary(), request.describe(), ledger.request_id)
             plan = polling.PollPlan.starting_now(
                 generation.id,
                 timeout=self.timeout,
@@ -256,78 +258,21 @@ class LumaGenerateImageOperator(BaseOperator):
                 poll_interval=self.poll_interval,
             )
             if self.deferrable:
-                self._defer(plan, request)
+                self._defer(plan, request, ledger.request_id)
             outcome = polling.wait_for_generation(hook.get_generation, plan)
-        return self._finish(context, outcome.payload(), request.describe())
+        return self._finish(context, outcome.payload(), request.describe(), generation.id, ledger)
 
-    def _reattach(self, hook: LumaHook, request: GenerationRequest, store: Any) -> Generation | None:
-        """The generation an earlier try started for this same request, when it is worth keeping."""
-        remembered = store.get(STATE_KEY) if store is not None else None
-        if not isinstance(remembered, Mapping) or not remembered.get("generation_id"):
-            return None
-        previous_id = str(remembered["generation_id"])
-        if self.resubmit_on_retry:
-            self.log.info("resubmit_on_retry is set: submitting anew, not reattaching to %s", previous_id)
-            return None
-        if remembered.get("fingerprint") != request.fingerprint():
-            self.log.info("The request changed since generation %s : submitting anew", previous_id)
-            return None
-        try:
-            generation = hook.get_generation(previous_id)
-        except LumaNotFoundError:
-            self.log.warning("Generation %s from an earlier try is not found: submitting anew", previous_id)
-            return None
-        if generation.state is GenerationState.FAILED:
-            failure = generation.failure_error()
-            if not failure.retryable:
-                raise failure
-            self.log.info(
-                "Generation %s from an earlier try failed with %s (retryable): submitting anew",
-                previous_id,
-                generation.failure_code,
-            )
-            return None
-        self.log.info(
-            "Reattached to generation %s (state %s) from an earlier try: nothing submitted",
-            generation.id,
-            generation.state.value,
-        )
-        return generation
+    @staticmethod
+    def _fail(error: LumaError, ledger: SubmissionLedger) -> NoReturn:
+        """
+        Fail the try: a retryable error is raised as is (Airflow retries, the next try reattaches);
+        any other is final, and recorded as reported so that only a person's clear submits again.
+        """
+        if error.retryable:
+            raise error
+        raise ledger.final_failure(error) from error
 
-    def _submit(self, hook: LumaHook, request: GenerationRequest, store: Any) -> Generation:
-        try:
-            generation = hook.create_generation(request)
-        except LumaSubmissionUnknownError as error:
-            raise AirflowFailException(
-                f"{error} Airflow will not retry this task on its own. To check whether it was created, "
-                "look at the usage page of platform.lumalabs.ai or ask Luma's support with the request id; "
-                "clear the task to submit again."
-            ) from error
-        # Logged before it is stored: should the store fail, the id is still on record.
-        self.log.info(
-            "Submitted generation %s (state %s, estimated cost %.4f USD)",
-            generation.id,
-            generation.state.value,
-            request.estimated_cost_usd(),
-        )
-        if store is not None:
-            try:
-                store.set(
-                    STATE_KEY,
-                    {"generation_id": generation.id, "fingerprint": request.fingerprint()},
-                    retention=never_expire(),
-                )
-            except Exception as error:
-                # A retry could not find this generation and would pay for another one.
-                raise AirflowFailException(
-                    f"Generation {generation.id} was submitted (and may be billed) but could not be "
-                    f"remembered for a retry ({type(error).__name__}: {error}); not retried automatically. "
-                    f"Wait for it with LumaGenerationSensor(generation_id={generation.id!r}), or clear the "
-                    "task to submit again."
-                ) from error
-        return generation
-
-    def _defer(self, plan: polling.PollPlan, request: GenerationRequest) -> NoReturn:
+    def _defer(self, plan: polling.PollPlan, request: GenerationRequest, request_id: str | None) -> NoReturn:
         from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 
         self.defer(
@@ -339,29 +284,55 @@ class LumaGenerateImageOperator(BaseOperator):
                 poll_interval=plan.poll_interval,
             ),
             method_name="execute_complete",
-            kwargs={"request": request.describe()},
+            kwargs={
+                "request": request.describe(),
+                "generation_id": plan.generation_id,
+                "request_id": request_id,
+            },
             timeout=timedelta(seconds=plan.deadline - polling.now() + polling.DEFERRAL_TIMEOUT_MARGIN),
         )
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, request: dict[str, Any] | None = None
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        request: dict[str, Any] | None = None,
+        generation_id: str | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         """
         Resume after the trigger's event.
 
-        ``request`` (the described request) comes from the deferral's kwargs; ``dag.test()`` drops
-        those, so it is rebuilt from the rendered fields when absent.
+        ``request``, ``generation_id`` (the one this task submitted, which the event must be about) and
+        ``request_id`` come from the deferral's kwargs; ``dag.test()`` drops those, so they are then
+        read from the submission record and the rendered fields.
         """
+        ledger = SubmissionLedger(context.get("task_state_store"), self.log)
+        record = ledger.record
         described = request if request is not None else self._request().describe()
-        return self._finish(context, event, described)
+        expected = generation_id or (record.generation_id if record is not None else None)
+        return self._finish(context, event, described, expected, ledger, request_id)
 
     def _finish(
-        self, context: Context, event: Mapping[str, Any] | None, described_request: Mapping[str, Any]
+        self,
+        context: Context,
+        event: Mapping[str, Any] | None,
+        described_request: Mapping[str, Any],
+        expected_generation_id: str | None,
+        ledger: SubmissionLedger,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         try:
-            summary = polling.summary_or_raise(event)
+            summary = polling.summary_or_raise(event, expected_generation_id)
         except LumaError as error:
-            raise_for_task(error)
+            self._fail(error, ledger)
         self.log.info("Generation %s completed", summary["generation_id"])
         context["ti"].xcom_push(key="generation_id", value=summary["generation_id"])
-        return _result(summary, described_request)
+        return _result(summary, described_request, request_id or ledger.request_id)
+
+
+def _request_id(context: Context) -> str:
+    """This try's ``X-Request-Id``, naming the task so that a charge can be matched to it."""
+    ti = context["ti"]
+    map_index = ti.map_index if ti.map_index is not None else -1
+    return request_id_for(ti.dag_id, ti.run_id, ti.task_id, map_index, ti.try_number)

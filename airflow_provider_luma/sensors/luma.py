@@ -13,6 +13,7 @@ from airflow_provider_luma._compat import (
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
+    AirflowTaskTimeout,
     conf,
 )
 from airflow_provider_luma.exceptions import (
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
+
+    from airflow_provider_luma.hooks.luma import LumaHook
 
 
 class LumaGenerationSensor(BaseSensorOperator):
@@ -65,18 +68,19 @@ class LumaGenerationSensor(BaseSensorOperator):
         self.generation_id = generation_id
         self.luma_conn_id = luma_conn_id
         self.deferrable = deferrable
+        self._hook: LumaHook | None = None
+        self._deadline: float | None = None
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        # One look on the worker first: a generation already over needs no trip to the triggerer.
+        # Bounds each GET in flight too, not only the time between pokes.
+        self._deadline = polling.now() + self.timeout
         try:
-            done = self.poke(context)
-        except AirflowFailException as error:
-            # BaseSensorOperator.execute would skip here; this path bypasses it.
-            if self.soft_fail:
-                raise AirflowSkipException(str(error)) from error
-            raise
+            if not self.deferrable:
+                return super().execute(context)
+            # One look on the worker first: a generation already over needs no trip to the triggerer.
+            done = self._first_look(context)
+        finally:
+            self._close_hook()
         if isinstance(done, PokeReturnValue):
             return done.xcom_value
         from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
@@ -94,12 +98,45 @@ class LumaGenerationSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout + polling.DEFERRAL_TIMEOUT_MARGIN),
         )
 
-    def poke(self, context: Context) -> PokeReturnValue | bool:
-        from airflow_provider_luma.hooks.luma import LumaHook
+    def _first_look(self, context: Context) -> PokeReturnValue | bool:
+        """
+        One poke under the rules ``BaseSensorOperator.execute`` applies to each of its own.
 
+        The deferrable path does not run the base class's loop, so ``soft_fail``, ``never_fail`` and
+        ``silent_fail`` are honoured here as they would be there.
+        """
         try:
-            with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
-                generation = hook.get_generation(self.generation_id)
+            return self.poke(context)
+        except (AirflowFailException, AirflowSensorTimeout, AirflowTaskTimeout) as error:
+            if self.soft_fail or self.never_fail:
+                raise AirflowSkipException(str(error)) from error
+            raise
+        except AirflowSkipException:
+            raise
+        except Exception as error:
+            if self.silent_fail:
+                self.log.error("Sensor poke failed: %s: %s", type(error).__name__, error)
+                return False
+            if self.never_fail:
+                raise AirflowSkipException(str(error)) from error
+            raise
+
+    def _get_hook(self) -> LumaHook:
+        """One hook (one pooled client, one connection lookup) for every poke of this execution."""
+        if self._hook is None:
+            from airflow_provider_luma.hooks.luma import LumaHook
+
+            self._hook = LumaHook(luma_conn_id=self.luma_conn_id)
+        return self._hook
+
+    def _close_hook(self) -> None:
+        hook, self._hook = self._hook, None
+        if hook is not None:
+            hook.close()
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        try:
+            generation = self._get_hook().get_generation(self.generation_id, deadline=self._deadline)
         except LumaError as error:
             if error.retryable:
                 self.log.warning("Transient error reading generation %s: %s", self.generation_id, error)
@@ -110,7 +147,7 @@ class LumaGenerationSensor(BaseSensorOperator):
             # Waiting again cannot change a failed generation, so no retry is spent on it.
             raise AirflowFailException(str(failure)) from failure
         if generation.state is not GenerationState.COMPLETED:
-            self.log.info("Generation %s is %s", generation.id, generation.state.value)
+            self.log.info("Generation %s is %s", generation.id, generation.summary()["state"])
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._done(context, generation.summary()))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -60,8 +61,6 @@ class LumaGenerationTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_luma.hooks.luma import LumaHook
-
         plan = polling.PollPlan(
             self.generation_id,
             deadline=self.deadline,
@@ -69,9 +68,21 @@ class LumaGenerationTrigger(BaseTrigger):
             poll_interval=self.poll_interval,
         )
         try:
-            # The client is released before the event is yielded: the triggerer may never resume us.
-            async with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
-                outcome = await polling.await_generation(hook.aget_generation, plan)
+            # Every GET is bounded by the deadline already; this bounds the rest (the connection
+            # lookup, a secrets backend) so that the event always comes before Airflow's deferral
+            # timeout (deadline + DEFERRAL_TIMEOUT_MARGIN) cancels the trigger unheard.
+            budget = max(0.0, plan.deadline - polling.now()) + polling.TRIGGER_GRACE
+            outcome = await asyncio.wait_for(self._wait(plan), timeout=budget)
+        except asyncio.TimeoutError:
+            outcome = polling.WaitOutcome(
+                polling.TIMEOUT,
+                self.generation_id,
+                f"Generation {self.generation_id}: the wait did not end by its deadline "
+                f"(+{polling.TRIGGER_GRACE:.0f}s); the API has no cancel, so it may still finish and be "
+                "billed.",
+                plan.last_seen,
+                retryable=True,
+            )
         except Exception as error:
             # Whatever else went wrong (a missing connection, a secrets backend down), the task must
             # hear of it through the one event, not wait for the deferral's timeout.
@@ -84,3 +95,10 @@ class LumaGenerationTrigger(BaseTrigger):
         log_method = self.log.info if outcome.status == polling.SUCCESS else self.log.warning
         log_method("%s", outcome.message)
         yield TriggerEvent(outcome.payload())
+
+    async def _wait(self, plan: polling.PollPlan) -> polling.WaitOutcome:
+        from airflow_provider_luma.hooks.luma import LumaHook
+
+        # The client is released before the event is yielded: the triggerer may never resume us.
+        async with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
+            return await polling.await_generation(hook.aget_generation, plan)

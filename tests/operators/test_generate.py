@@ -7,9 +7,10 @@ import json
 from datetime import timedelta
 
 import pytest
-from airflow.exceptions import AirflowFailException, TaskDeferred
+from airflow.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_luma._compat import never_expire
+from airflow_provider_luma._submission import STATE_KEY
 from airflow_provider_luma.exceptions import (
     LumaAuthenticationError,
     LumaGenerationFailedError,
@@ -26,7 +27,7 @@ from airflow_provider_luma.exceptions import (
     LumaTransportError,
 )
 from airflow_provider_luma.models import MAX_IMAGE_BYTES, FailureCode, GenerationRequest
-from airflow_provider_luma.operators.generate import STATE_KEY, LumaGenerateImageOperator
+from airflow_provider_luma.operators.generate import LumaGenerateImageOperator
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 from tests.fakes import (
     GEN_ID,
@@ -42,6 +43,8 @@ from tests.fakes import (
 )
 
 OTHER_ID = "0b5a4e8c-1d7a-4c36-9f7e-2a6b0d9e1f23"
+#: The X-Request-Id of the first try of tests.fakes.FakeTI's task.
+REQUEST_ID = "airflow-marketing-manual__2026-12-02T05_48_47_00_00-generate--1-1"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
@@ -123,7 +126,7 @@ def test_worker_poll_returns_small_result_and_pushes_the_id(fake_hook: FakeHook,
         "state": "completed",
         "model": "uni-1",
         "type": "image",
-        "request_id": "req-1",
+        "request_id": REQUEST_ID,  # the submission's, not the last poll's ("req-1")
         "created_at": "2026-04-08T12:00:00Z",
         "output_count": 1,
         "estimated_cost_usd": 0.0404,
@@ -137,10 +140,15 @@ def test_worker_poll_returns_small_result_and_pushes_the_id(fake_hook: FakeHook,
     assert "X-Amz" not in json.dumps(result)
     assert context["ti"].xcom == {"generation_id": GEN_ID}
     assert len(fake_hook.created) == 1
+    assert fake_hook.request_ids == [REQUEST_ID]
     assert fake_hook.get_times == [START + 20, START + 22]  # same timing as the trigger
+    assert fake_hook.get_deadlines == [START + 900] * 2  # each GET is bounded by the wait's deadline
     assert store.values[STATE_KEY] == {
-        "generation_id": GEN_ID,
+        "request_id": REQUEST_ID,
         "fingerprint": _fingerprint(aspect_ratio="16:9"),
+        "generation_id": GEN_ID,
+        "pending": False,
+        "failure_reported": None,
     }
     assert store.retentions[STATE_KEY] is never_expire()
 
@@ -162,7 +170,11 @@ def test_deferrable_defers_with_absolute_times_and_a_backstop(fake_hook: FakeHoo
         "poll_interval": 2.0,
     }
     assert deferred.timeout == timedelta(seconds=360)
-    assert deferred.kwargs == {"request": GenerationRequest.build(prompt="a lighthouse at dusk").describe()}
+    assert deferred.kwargs == {
+        "request": GenerationRequest.build(prompt="a lighthouse at dusk").describe(),
+        "generation_id": GEN_ID,
+        "request_id": REQUEST_ID,
+    }
     assert fake_hook.get_calls == []  # the worker never polls when deferring
     assert store.values[STATE_KEY]["generation_id"] == GEN_ID
 
@@ -243,7 +255,11 @@ def test_retryable_submit_errors_are_retried_by_airflow(fake_hook: FakeHook, clo
     with pytest.raises(type(error)) as info:
         _operator().execute(make_context(store))
     assert not isinstance(info.value, AirflowFailException)
-    assert store.values == {}
+    # The answer proved nothing was queued: the record says so, and the retry may POST.
+    assert store.values[STATE_KEY]["pending"] is False and store.values[STATE_KEY]["generation_id"] is None
+    fake_hook.create_result = make_generation("queued", generation_id=GEN_ID)
+    _operator(wait_for_completion=False).execute(make_context(store, try_number=2))
+    assert len(fake_hook.created) == 2
 
 
 def test_unknown_submission_fate_fails_without_retry_and_says_how_to_check(
@@ -255,7 +271,8 @@ def test_unknown_submission_fate_fails_without_retry_and_says_how_to_check(
         _operator().execute(make_context(store))
     message = str(info.value)
     assert "may be billed" in message and "clear the task" in message
-    assert store.values == {}
+    assert store.values[STATE_KEY]["pending"] is True
+    assert store.values[STATE_KEY]["failure_reported"] == "LumaSubmissionUnknownError"
 
 
 # --- execute_complete: one event in, a result or the right error out ----------------------------------
@@ -311,6 +328,7 @@ def test_execute_complete_never_turns_a_bad_event_into_success(
 
 
 def _store_for(generation_id: str = GEN_ID, **request: object) -> FakeTaskStateStore:
+    """A store as the first format left it (``{generation_id, fingerprint}``): it must still reattach."""
     return FakeTaskStateStore(
         {STATE_KEY: {"generation_id": generation_id, "fingerprint": _fingerprint(**request)}}
     )
@@ -373,8 +391,11 @@ def test_reattach_skipped_when_the_request_changed(fake_hook: FakeHook, clock: F
     _operator(aspect_ratio="16:9", wait_for_completion=False).execute(make_context(store))
     assert len(fake_hook.created) == 1 and fake_hook.get_calls == []
     assert store.values[STATE_KEY] == {
-        "generation_id": OTHER_ID,
+        "request_id": REQUEST_ID,
         "fingerprint": _fingerprint(aspect_ratio="16:9"),
+        "generation_id": OTHER_ID,
+        "pending": False,
+        "failure_reported": None,
     }
 
 
@@ -470,9 +491,17 @@ def test_timing_defaults_come_from_the_luma_config_section(monkeypatch: pytest.M
     assert (own.initial_wait, own.poll_interval) == (1.0, 0.5)
 
 
+def test_a_store_that_cannot_record_the_submission_sends_nothing(fake_hook: FakeHook) -> None:
+    """Without the write-ahead record no later try could tell the POST happened: do not send it."""
+    with pytest.raises(AirflowException, match="nothing was sent") as info:
+        _operator().execute(make_context(FailingTaskStateStore()))
+    assert not isinstance(info.value, AirflowFailException)  # nothing was sent: a retry is safe
+    assert fake_hook.created == []
+
+
 def test_a_store_that_cannot_remember_the_id_fails_without_retry(fake_hook: FakeHook) -> None:
     """A retry would not find the generation and would pay for another: stop, and name the id."""
     fake_hook.create_result = make_generation("queued", generation_id=GEN_ID)
     with pytest.raises(AirflowFailException, match=rf"{GEN_ID} was submitted .* could not be remembered"):
-        _operator().execute(make_context(FailingTaskStateStore()))
+        _operator().execute(make_context(FailingTaskStateStore(fail_after=1)))
     assert len(fake_hook.created) == 1 and fake_hook.get_calls == []

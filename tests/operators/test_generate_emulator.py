@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from airflow.exceptions import AirflowFailException
 
+from airflow_provider_luma._submission import STATE_KEY
 from airflow_provider_luma.exceptions import LumaGenerationFailedError, LumaSubmissionUnknownError
-from airflow_provider_luma.operators.generate import STATE_KEY, LumaGenerateImageOperator
+from airflow_provider_luma.operators.generate import LumaGenerateImageOperator
 from airflow_provider_luma.testing import Fault
 from tests.fakes import FakeTaskStateStore, make_context
 

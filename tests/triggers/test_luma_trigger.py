@@ -207,3 +207,57 @@ def test_poll_plan_starting_now_clamps_the_initial_wait_to_the_deadline(clock: F
     plan = polling.PollPlan.starting_now(GEN_ID, timeout=5, initial_wait=20, poll_interval=2)
     assert plan.deadline == START + 5
     assert plan.first_poll_at == START + 5
+
+
+async def test_each_get_is_bounded_by_the_deadline(fake_hook: FakeHook, clock: FakeClock) -> None:
+    fake_hook.script(
+        [make_generation("processing", generation_id=GEN_ID)] * 2 + [make_generation("completed")]
+    )
+    await _events(_trigger())
+    assert fake_hook.get_deadlines == [START + 120] * 3
+
+
+async def test_an_unknown_state_is_polled_on_until_the_deadline_and_warned_once(
+    fake_hook: FakeHook, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from airflow_provider_luma.models import Generation
+
+    odd = Generation.from_json(
+        {"id": GEN_ID, "state": "moderating", "model": "uni-1", "type": "image", "created_at": ""}
+    )
+    fake_hook.script([odd])
+    with caplog.at_level("WARNING", logger="airflow_provider_luma.polling"):
+        events = await _events(_trigger())
+    assert [event["status"] for event in events] == ["timeout"]
+    assert events[0]["generation"]["state"] == "moderating"
+    assert fake_hook.get_times[-1] == START + 120  # polled to the deadline, not failed at once
+    warnings = [record for record in caplog.records if "moderating" in record.getMessage()]
+    assert len(warnings) == 1
+
+
+async def test_an_unknown_state_that_then_completes_is_a_success(
+    fake_hook: FakeHook, clock: FakeClock
+) -> None:
+    from airflow_provider_luma.models import Generation
+
+    odd = Generation.from_json({"id": GEN_ID, "state": "moderating", "model": "uni-1", "type": "image"})
+    fake_hook.script([odd, make_generation("completed", generation_id=GEN_ID)])
+    assert [event["status"] for event in await _events(_trigger())] == ["success"]
+
+
+async def test_a_wait_stuck_past_the_deadline_still_ends_in_one_timeout_event(
+    fake_hook: FakeHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever hangs (a connection lookup, a GET that ignores its deadline), the event comes in time."""
+    monkeypatch.setattr(polling, "TRIGGER_GRACE", 0.05)
+    never = asyncio.Event()
+
+    async def hung_get(generation_id: str, *, deadline: float | None = None) -> None:
+        await never.wait()
+
+    monkeypatch.setattr(fake_hook, "aget_generation", hung_get)
+    now = polling.now()
+    events = await _events(_trigger(deadline=now + 0.05, first_poll_at=None))
+    assert [event["status"] for event in events] == ["timeout"]
+    assert events[0]["retryable"] is True
+    assert fake_hook.closed == 1  # the client was still given back
