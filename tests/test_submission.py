@@ -165,7 +165,7 @@ def test_a_kill_between_the_201_and_the_record_makes_the_next_try_refuse(fake_ho
     fake_hook.create_result = make_generation("queued", generation_id=GEN_ID)
     with pytest.raises(KeyboardInterrupt):
         _try(store, 1)
-    with pytest.raises(AirflowFailException, match="fate|lost"):
+    with pytest.raises(AirflowFailException, match=r"fate|lost"):
         _try(store, 2)
     assert len(fake_hook.created) == 1
 
