@@ -8,22 +8,36 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, get_current_context
+from airflow.sdk import DAG
 
 from airflow_provider_luma.operators.luma import LumaGenerateImageOperator
 
 if TYPE_CHECKING:
-    from airflow_provider_luma.models import Generation
+    from airflow.sdk import Context
+
+
+class _DiesOnceRecorded:
+    """A task_state_store that raises right after the generation id is stored (try 1 only)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._store.get(key, default)
+
+    def set(self, key: str, value: Any, **kwargs: Any) -> None:
+        self._store.set(key, value, **kwargs)
+        if isinstance(value, dict) and value.get("generation_id"):
+            raise RuntimeError(f"simulated worker crash after submitting {value['generation_id']}")
 
 
 class DiesAfterSubmitOnFirstTry(LumaGenerateImageOperator):
     """Test-only: the first try raises just after the generation id was recorded."""
 
-    def _submit(self, *args: Any, **kwargs: Any) -> Generation:
-        generation = super()._submit(*args, **kwargs)
-        if get_current_context()["ti"].try_number == 1:
-            raise RuntimeError(f"simulated worker crash after submitting {generation.id}")
-        return generation
+    def execute(self, context: Context) -> Any:
+        if context["ti"].try_number == 1:
+            context["task_state_store"] = _DiesOnceRecorded(context["task_state_store"])  # type: ignore[typeddict-unknown-key]
+        return super().execute(context)
 
 
 for _mode, _deferrable in (("deferrable", True), ("worker", False)):
