@@ -2,14 +2,16 @@
 Object storage for the operators: reference images read in, generated images written out.
 
 Reading refuses an image over the API's 50 MB limit before reading it. Writing is all or nothing:
-a failed or interrupted write never leaves a partial object under the final name, whatever the
-store (see :func:`publish`).
+a failed, interrupted or short write never leaves a partial object under the final name, whatever
+the store (see :func:`publish`). What goes where, and in which order, is the ``uploads`` package's
+business; this module only writes one object at a time.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import os
 import uuid
@@ -17,7 +19,7 @@ from contextlib import contextmanager, suppress
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_luma.exceptions import LumaRequestValidationError
+from airflow_provider_luma.exceptions import LumaError, LumaRequestValidationError
 from airflow_provider_luma.models import MAX_IMAGE_BYTES, ImageRef
 
 if TYPE_CHECKING:
@@ -47,8 +49,27 @@ _COPY_CHUNK = 1024 * 1024
 #: Multipart part size on object stores: also the most a write holds in memory.
 _PART_SIZE = 8 * 1024 * 1024
 _LOCAL_PROTOCOLS = ("file", "local")
-#: Stores whose files honour ``autocommit=False`` (verified against an S3 server in the tests).
+#: Stores whose files honour ``autocommit=False`` and ``If-None-Match`` (verified against an S3
+#: server in the tests).
 _DEFERRED_COMMIT_PROTOCOLS = frozenset({"s3", "s3a"})
+
+
+class IncompleteWriteError(LumaError):
+    """
+    The store holds another number of bytes than the object should have; nothing was published.
+
+    Checked before the object gets its final name, so a short write never appears there. Retryable:
+    a new try writes again.
+    """
+
+    retryable = True
+
+
+def _check_size(target: ObjectStoragePath, stored: int, expected: int) -> None:
+    if stored != expected:
+        raise IncompleteWriteError(
+            f"{object_uri(target)}: {stored} bytes stored but {expected} expected; not published"
+        )
 
 
 def conn_id_of(path: ObjectStoragePath) -> str | None:
@@ -115,35 +136,49 @@ def is_local(path: ObjectStoragePath) -> bool:
 
 
 @contextmanager
-def _atomic_writer(target: ObjectStoragePath) -> Iterator[IO[bytes]]:
+def _atomic_writer(target: ObjectStoragePath, size: int, exclusive: bool) -> Iterator[IO[bytes]]:
     """
-    Open ``target`` for writing so that it appears complete or not at all.
+    Open ``target`` for writing so that it appears complete, with ``size`` bytes, or not at all.
 
     A plain ``with path.open("wb")`` would not do: fsspec's ``close()`` on the way out of a failed
     block commits whatever was written. So each kind of store gets the strongest way it has.
     """
     if is_local(target):
-        writer = _local_writer(target)
+        writer = _local_writer(target, size, exclusive)
     elif target.protocol in _DEFERRED_COMMIT_PROTOCOLS:
-        writer = _deferred_commit_writer(target)
+        writer = _deferred_commit_writer(target, size, exclusive)
     else:
-        writer = _temporary_key_writer(target)
+        writer = _temporary_key_writer(target, size, exclusive)
     with writer as sink:
         yield sink
 
 
+def _partial_name(target: ObjectStoragePath) -> str:
+    """A hidden sibling of ``target``: same folder, so a rename or move stays within one place."""
+    return f"{os.path.dirname(target.path)}/.{target.name}.{uuid.uuid4().hex}.partial"
+
+
 @contextmanager
-def _local_writer(target: ObjectStoragePath) -> Iterator[IO[bytes]]:
-    """A hidden temporary file in the same directory, flushed to disk, then renamed (atomic on POSIX)."""
-    directory = os.path.dirname(target.path)
-    os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(directory, f".{target.name}.{uuid.uuid4().hex}.partial")
+def _local_writer(target: ObjectStoragePath, size: int, exclusive: bool) -> Iterator[IO[bytes]]:
+    """
+    A hidden temporary file in the same directory, flushed to disk, then renamed (atomic on POSIX).
+
+    The exclusive form links the temporary file to the final name instead: ``link`` refuses an
+    existing name, atomically, where ``rename`` would replace it.
+    """
+    os.makedirs(os.path.dirname(target.path), exist_ok=True)
+    temp = _partial_name(target)
     try:
         with open(temp, "wb") as sink:
             yield sink
             sink.flush()
             os.fsync(sink.fileno())
-        os.replace(temp, target.path)
+            _check_size(target, os.fstat(sink.fileno()).st_size, size)
+        if exclusive:
+            os.link(temp, target.path)
+            os.remove(temp)
+        else:
+            os.replace(temp, target.path)
     except BaseException:
         with suppress(FileNotFoundError):
             os.remove(temp)
@@ -151,19 +186,21 @@ def _local_writer(target: ObjectStoragePath) -> Iterator[IO[bytes]]:
 
 
 @contextmanager
-def _deferred_commit_writer(target: ObjectStoragePath) -> Iterator[IO[bytes]]:
+def _deferred_commit_writer(target: ObjectStoragePath, size: int, exclusive: bool) -> Iterator[IO[bytes]]:
     """
     The final key, written as a multipart upload that only ``commit()`` completes.
 
     With ``autocommit=False`` s3fs uploads parts as they fill but completes the upload only on
-    ``commit()``; ``discard()`` aborts it, so neither an object nor billable parts stay behind.
+    ``commit()``; ``discard()`` aborts it, so neither an object nor billable parts stay behind. Mode
+    ``xb`` sends ``If-None-Match: *`` with the completion: S3 refuses it if the key exists.
     """
     fs = target.fs
-    sink = fs.open(target.path, "wb", autocommit=False, block_size=_PART_SIZE)
+    sink = fs.open(target.path, "xb" if exclusive else "wb", autocommit=False, block_size=_PART_SIZE)
     try:
         try:
             yield sink
             sink.close()
+            _check_size(target, _uploaded_bytes(sink), size)
             sink.commit()
         except BaseException:
             # close() uploads the last part without completing the upload; discard() aborts it.
@@ -177,19 +214,44 @@ def _deferred_commit_writer(target: ObjectStoragePath) -> Iterator[IO[bytes]]:
             fs.transaction.files.remove(sink)
 
 
+def _uploaded_bytes(sink: Any) -> int:
+    """What the S3 server holds of a multipart upload not yet completed: the sum of its parts."""
+    if sink.mpu is None:  # nothing was uploaded
+        return 0
+    total, marker = 0, 0
+    while True:
+        listing = sink.fs.call_s3(
+            "list_parts",
+            Bucket=sink.bucket,
+            Key=sink.key,
+            UploadId=sink.mpu["UploadId"],
+            PartNumberMarker=marker,
+        )
+        total += sum(part["Size"] for part in listing.get("Parts", []))
+        if not listing.get("IsTruncated"):
+            return total
+        marker = listing["NextPartNumberMarker"]
+
+
 @contextmanager
-def _temporary_key_writer(target: ObjectStoragePath) -> Iterator[IO[bytes]]:
+def _temporary_key_writer(target: ObjectStoragePath, size: int, exclusive: bool) -> Iterator[IO[bytes]]:
     """
     For stores not known to defer commits: a hidden temporary key, moved to the final name when whole.
 
     A failed write may commit the temporary key on close, so it is deleted; the final name is only
-    ever written by the move of a complete object.
+    ever written by the move of a complete object. These stores get no conditional move from
+    fsspec, so the exclusive form checks for the final name just before the move: a writer that
+    gets in between those two steps is overwritten (docs/upload.md).
     """
     fs = target.fs
-    temp = f"{os.path.dirname(target.path)}/.{target.name}.{uuid.uuid4().hex}.partial"
+    temp = _partial_name(target)
     try:
         with fs.open(temp, "wb", block_size=_PART_SIZE) as sink:
             yield sink
+        fs.invalidate_cache(temp)
+        _check_size(target, fs.size(temp), size)
+        if exclusive and fs.exists(target.path):
+            raise FileExistsError(object_uri(target))
         fs.mv(temp, target.path)
     except BaseException:
         with suppress(Exception):
@@ -197,14 +259,37 @@ def _temporary_key_writer(target: ObjectStoragePath) -> Iterator[IO[bytes]]:
         raise
 
 
-def publish(source: IO[bytes], target: ObjectStoragePath) -> int:
-    """Copy ``source`` to ``target`` in chunks, all or nothing; returns the bytes written."""
-    written = 0
-    with _atomic_writer(target) as sink:
-        for chunk in iter(partial(source.read, _COPY_CHUNK), b""):
+def publish(source: IO[bytes], target: ObjectStoragePath, *, size: int, exclusive: bool = False) -> None:
+    """
+    Copy ``source`` to ``target`` in chunks, all or nothing, and only if exactly ``size`` bytes arrived.
+
+    An object smaller than one part goes to S3 as one ``PutObject``, which S3 applies whole or not at
+    all, instead of a three-request multipart upload. Memory is bounded by the part size.
+
+    :param source: a file or buffer, read to its end (``read(n)`` gives ``n`` bytes until then).
+    :param target: the final name.
+    :param size: the bytes the object must have; checked on the store before the final name exists.
+    :param exclusive: refuse to replace an existing object (``FileExistsError``). Atomic on local disk
+        (``link``) and S3 (``If-None-Match: *``); a check just before the move on other stores.
+    """
+    chunks: Iterator[bytes] = iter(partial(source.read, _COPY_CHUNK), b"")
+    if target.protocol in _DEFERRED_COMMIT_PROTOCOLS:
+        head = source.read(_PART_SIZE)
+        if len(head) < _PART_SIZE:
+            _check_size(target, len(head), size)
+            target.fs.pipe_file(target.path, head, mode="create" if exclusive else "overwrite")
+            return
+        chunks = itertools.chain([head], chunks)
+    with _atomic_writer(target, size, exclusive) as sink:
+        for chunk in chunks:
             sink.write(chunk)
-            written += len(chunk)
-    return written
+
+
+def remove(path: ObjectStoragePath) -> None:
+    """Delete one object; one that is not there is fine."""
+    with suppress(FileNotFoundError):
+        path.fs.rm_file(path.path)
+    path.fs.invalidate_cache(path.path)
 
 
 def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:

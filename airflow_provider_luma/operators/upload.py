@@ -1,26 +1,23 @@
 """
 ``LumaUploadOutputsOperator``: store a completed generation's images.
 
-A GET for fresh presigned URLs, the bytes streamed (and hashed) by the hook into a scratch file on
-the worker, published to the destination in one step that either completes or leaves nothing, then
-the metadata record, written last so that its presence means the image next to it is complete. See
-``docs/upload.md``.
+The Airflow-facing flow: check where the objects may go, GET the generation for fresh presigned
+URLs, skip what an earlier try finished (``if_exists``), stream the bytes (hashed by the hook) into
+a scratch file on the worker, then publish the image and its metadata record in the order that
+keeps them in agreement. Naming, records and the ``if_exists`` rules live in
+:mod:`airflow_provider_luma.uploads`; see ``docs/upload.md``.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import string
 import tempfile
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_luma._compat import AirflowFailException, conf
+from airflow_provider_luma._compat import conf
 from airflow_provider_luma.exceptions import (
     LumaConfigurationError,
     LumaError,
@@ -29,14 +26,20 @@ from airflow_provider_luma.exceptions import (
 )
 from airflow_provider_luma.models import Generation, GenerationState, is_generation_id
 from airflow_provider_luma.operators._failures import raise_for_task
-from airflow_provider_luma.storage import (
-    conn_id_of,
-    extension_for,
-    is_local,
-    object_uri,
-    publish,
-    read_json,
-    sha256_of,
+from airflow_provider_luma.storage import conn_id_of, extension_for, object_uri
+from airflow_provider_luma.uploads import (
+    DEFAULT_FILE_NAME,
+    build_record,
+    check_file_name,
+    check_if_exists,
+    contained_target,
+    earlier_output,
+    file_name_fields,
+    is_jinja,
+    object_name,
+    publish_output,
+    record_path,
+    require_same_generation,
 )
 
 if TYPE_CHECKING:
@@ -45,17 +48,6 @@ if TYPE_CHECKING:
     from airflow_provider_luma.hooks.luma import LumaHook
     from airflow_provider_luma.lineage import GenerationLineage, StoredOutput
 
-
-def _record_path(image: ObjectStoragePath) -> ObjectStoragePath:
-    return image.with_name(image.name + METADATA_SUFFIX)
-
-
-IF_EXISTS_CHOICES: tuple[str, ...] = ("overwrite", "skip_if_identical", "fail")
-FILE_NAME_FIELDS: frozenset[str] = frozenset({"generation_id", "index", "ext"})
-DEFAULT_FILE_NAME = "{generation_id}-{index}{ext}"
-#: Suffix of the metadata record written next to each image (``<image name>.json``).
-METADATA_SUFFIX = ".json"
-METADATA_FORMAT_VERSION = 1
 _FORMAT_EXTENSIONS: dict[str, str] = {"png": ".png", "jpeg": ".jpg"}
 
 
@@ -87,11 +79,16 @@ class LumaUploadOutputsOperator(BaseOperator):
         ``file:///data/luma``, any scheme Airflow's object storage supports). Templated. Defaults to the
         ``[luma] output_path`` option (``AIRFLOW__LUMA__OUTPUT_PATH``).
     :param destination_conn_id: the connection for ``destination``. Defaults to ``[luma] output_conn_id``.
-    :param file_name: the object name, a ``str.format`` pattern over ``{generation_id}``, ``{index}`` and
-        ``{ext}`` (``.png`` or ``.jpg``, from the image's content type). May contain ``/``. Templated.
+    :param file_name: the object name under ``destination``, a ``str.format`` pattern over
+        ``{generation_id}``, ``{index}`` and ``{ext}`` (``.png`` or ``.jpg``, from the image's content type).
+        It may contain ``/``, but no ``..``, ``.`` or empty segment, no leading ``/`` and no backslash: the
+        object always stays under ``destination``. Keep ``{generation_id}`` in it for a mapped upload, or
+        the mapped tasks write the same object. Templated (checked again after rendering).
     :param if_exists: what to do when the object is already there: ``skip_if_identical`` (default: skip
         without downloading when the metadata record names the same generation and output and the object
-        has the recorded size, which makes task retries free), ``overwrite``, or ``fail``.
+        has the recorded size, which makes task retries free; rewrite otherwise), ``overwrite``, or
+        ``fail`` (fail without retries, unless it is this generation output's own finished upload, which
+        is skipped so that a retry after a success still succeeds).
     :param luma_conn_id: the Luma connection.
     """
 
@@ -116,8 +113,10 @@ class LumaUploadOutputsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if if_exists not in IF_EXISTS_CHOICES:
-            raise ValueError(f"if_exists: invalid value {if_exists!r}; valid: {', '.join(IF_EXISTS_CHOICES)}")
+        check_if_exists(if_exists)
+        # A literal pattern fails the DAG import; one with Jinja is checked once rendered.
+        if not (isinstance(file_name, str) and is_jinja(file_name)):
+            check_file_name(file_name)
         self.generation = generation
         self.destination = destination
         self.destination_conn_id = destination_conn_id
@@ -149,23 +148,20 @@ class LumaUploadOutputsOperator(BaseOperator):
     def _target(
         self, folder: ObjectStoragePath, generation_id: str, index: int, ext: str
     ) -> ObjectStoragePath:
-        fields = {name for _, name, _, _ in string.Formatter().parse(self.file_name) if name is not None}
-        if not fields <= FILE_NAME_FIELDS:
-            raise LumaConfigurationError(
-                f"file_name {self.file_name!r} uses unknown fields {sorted(fields - FILE_NAME_FIELDS)}; "
-                f"valid: {', '.join(sorted(FILE_NAME_FIELDS))}"
-            )
-        return folder / self.file_name.format(generation_id=generation_id, index=index, ext=ext)
+        return contained_target(folder, object_name(self.file_name, generation_id, index, ext))
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_luma.hooks.luma import LumaHook
         from airflow_provider_luma.lineage import GenerationLineage
 
         try:
+            check_file_name(self.file_name)
+            self._warn_if_mapped_writers_share_a_name(context)
             generation_id, request, submit_request_id = _parse_generation(self.generation)
             folder = self.resolve_destination()
             with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
                 generation = hook.get_generation(generation_id)
+                require_same_generation(generation_id, generation)
                 _require_completed(generation)
                 outputs = [
                     self._store_output(hook, generation, index, folder, request, submit_request_id, context)
@@ -184,6 +180,20 @@ class LumaUploadOutputsOperator(BaseOperator):
             raise_for_task(error)
         return {"generation_id": generation.id, "outputs": [output.manifest_entry() for output in outputs]}
 
+    def _warn_if_mapped_writers_share_a_name(self, context: Context) -> None:
+        map_index = context["ti"].map_index
+        if (
+            map_index is not None
+            and map_index >= 0
+            and "generation_id" not in file_name_fields(self.file_name)
+        ):
+            self.log.warning(
+                "file_name %r has no {generation_id}: the mapped tasks of %s can write the same object, "
+                "and the last one replaces the others",
+                self.file_name,
+                self.task_id,
+            )
+
     def _store_output(
         self,
         hook: LumaHook,
@@ -199,44 +209,29 @@ class LumaUploadOutputsOperator(BaseOperator):
         hinted = _FORMAT_EXTENSIONS.get(str((request or {}).get("output_format")))
         extensions = dict.fromkeys(ext for ext in (hinted, ".png", ".jpg") if ext)
         candidates = [self._target(folder, generation.id, index, ext) for ext in extensions]
-        if self.if_exists == "skip_if_identical":
-            existing = _identical_existing(candidates, generation.id, index)
-            if existing is not None:
-                self.log.info(
-                    "Output %s of %s is already stored at %s: skipped", index, generation.id, existing.uri
-                )
-                return existing
-        elif self.if_exists == "fail":
-            for candidate in candidates:
-                _fail_if_exists(candidate)
-
+        earlier = earlier_output(candidates, generation.id, index, self.if_exists)
+        if earlier is not None:
+            return self._skipped(earlier, generation.id)
         with tempfile.TemporaryFile(prefix="luma-output-") as staging:
             downloaded = hook.download_output(generation.id, staging, index=index)
-            staging.seek(0)
+            require_same_generation(generation.id, downloaded.generation)
+            # The image's real type may name an object the first look did not cover.
             target = self._target(folder, generation.id, index, extension_for(downloaded.content_type))
-            if self.if_exists == "fail":
-                _fail_if_exists(target)
-            written = publish(staging, target)
-        if written != downloaded.size:
-            raise LumaError(
-                f"Output {index} of {generation.id}: {written} bytes stored but {downloaded.size} downloaded"
+            earlier = earlier_output([target], generation.id, index, self.if_exists)
+            if earlier is not None:
+                return self._skipped(earlier, generation.id)
+            stored = StoredOutput(
+                index=index,
+                uri=object_uri(target),
+                metadata_uri=object_uri(record_path(target)),
+                sha256=downloaded.sha256,
+                size=downloaded.size,
+                content_type=downloaded.content_type,
             )
-        stored = StoredOutput(
-            index=index,
-            uri=object_uri(target),
-            metadata_uri=object_uri(_record_path(target)),
-            sha256=downloaded.sha256,
-            size=downloaded.size,
-            content_type=downloaded.content_type,
-        )
-        record = _metadata_record(
-            downloaded.generation,
-            stored,
-            request,
-            submit_request_id or downloaded.generation.request_id,
-            context,
-        )
-        publish(io.BytesIO(json.dumps(record, indent=2, sort_keys=True).encode()), _record_path(target))
+            request_id = submit_request_id or downloaded.generation.request_id
+            record = build_record(downloaded.generation, stored, request, request_id, context["ti"])
+            staging.seek(0)
+            publish_output(staging, target, stored.size, record, exclusive=self.if_exists == "fail")
         self.log.info(
             "Stored output %s of %s at %s (%s bytes, sha256 %s)",
             index,
@@ -246,6 +241,12 @@ class LumaUploadOutputsOperator(BaseOperator):
             stored.sha256,
         )
         return stored
+
+    def _skipped(self, earlier: StoredOutput, generation_id: str) -> StoredOutput:
+        self.log.info(
+            "Output %s of %s is already stored at %s: skipped", earlier.index, generation_id, earlier.uri
+        )
+        return earlier
 
     def _emit_lineage(self, hook: LumaHook, context: Context, lineage: GenerationLineage) -> None:
         from airflow_provider_luma.lineage import emit_asset_events, record_hook_lineage
@@ -287,73 +288,3 @@ def _require_completed(generation: Generation) -> None:
         raise LumaOutputNotAvailableError(
             generation.id, generation.state.value, None, "it is completed but lists no outputs"
         )
-
-
-def _fail_if_exists(target: ObjectStoragePath) -> None:
-    if target.fs.exists(target.path):
-        raise AirflowFailException(f"{object_uri(target)} already exists and if_exists='fail'.")
-
-
-def _identical_existing(
-    candidates: Sequence[ObjectStoragePath], generation_id: str, index: int
-) -> StoredOutput | None:
-    """
-    The stored output, if a complete earlier upload of the same generation output is there.
-
-    The record is written last, so its presence means the image was complete when written; the
-    size check catches an image replaced since. The checksum is verified only on local disk, where
-    reading the file back is cheap.
-    """
-    from airflow_provider_luma.lineage import StoredOutput
-
-    for image in candidates:
-        record = read_json(_record_path(image))
-        if not record or record.get("generation_id") != generation_id or record.get("index") != index:
-            continue
-        if not image.fs.exists(image.path) or image.fs.size(image.path) != record.get("size"):
-            continue
-        if is_local(image) and sha256_of(image) != record.get("sha256"):
-            continue
-        return StoredOutput(
-            index=index,
-            uri=object_uri(image),
-            metadata_uri=object_uri(_record_path(image)),
-            sha256=str(record.get("sha256")),
-            size=int(record["size"]),
-            content_type=str(record.get("content_type")),
-            skipped=True,
-        )
-    return None
-
-
-def _metadata_record(
-    generation: Generation,
-    stored: StoredOutput,
-    request: Mapping[str, Any] | None,
-    request_id: str | None,
-    context: Context,
-) -> dict[str, Any]:
-    """The JSON written next to an image: what made it, how it was asked for, what was stored."""
-    ti = context["ti"]
-    return {
-        "format_version": METADATA_FORMAT_VERSION,
-        "generation_id": generation.id,
-        "index": stored.index,
-        "model": generation.model,
-        "type": generation.type,
-        "created_at": generation.created_at,
-        "request_id": request_id,
-        "request": dict(request) if request is not None else None,
-        "uri": stored.uri,
-        "sha256": stored.sha256,
-        "size": stored.size,
-        "content_type": stored.content_type,
-        "written_at": datetime.now(timezone.utc).isoformat(),
-        "airflow": {
-            "dag_id": ti.dag_id,
-            "task_id": ti.task_id,
-            "run_id": ti.run_id,
-            "map_index": ti.map_index,
-            "try_number": ti.try_number,
-        },
-    }

@@ -10,15 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 
 import pytest
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_luma._compat import AirflowFailException
-from airflow_provider_luma.exceptions import LumaError
+from airflow_provider_luma.exceptions import LumaError, LumaRequestValidationError
 from airflow_provider_luma.operators.luma import LumaUploadOutputsOperator
 from airflow_provider_luma.testing import Fault
+from tests.operators.test_upload_storage import s3_requests
 from tests.support import (
     AWS_CONN_ID,
     BUCKET,
@@ -144,15 +146,61 @@ def test_overwrite_downloads_again(luma_emulator, luma_connection, tmp_path):
     assert manifest["outputs"][0]["status"] == "written"
 
 
-def test_fail_raises_when_the_object_exists_and_leaves_it(luma_emulator, luma_connection, tmp_path):
+def test_fail_raises_when_another_object_is_there_and_leaves_it(luma_emulator, luma_connection, tmp_path):
+    first, second = completed_generation(luma_connection), completed_generation(luma_connection)
+    _upload(first, str(tmp_path), file_name="hero{ext}")
+    stored = (tmp_path / "hero.png").read_bytes()
+    downloads = luma_emulator.stats.requests["GET output"]
+
+    with pytest.raises(AirflowFailException, match=r"hero\.png already exists and if_exists='fail'"):
+        _upload(second, str(tmp_path), file_name="hero{ext}", if_exists="fail")
+
+    assert (tmp_path / "hero.png").read_bytes() == stored
+    assert json.loads((tmp_path / "hero.png.json").read_text())["generation_id"] == first["generation_id"]
+    assert luma_emulator.stats.requests["GET output"] == downloads  # refused before downloading
+
+
+def test_fail_after_this_tasks_own_success_is_not_a_conflict(luma_emulator, luma_connection, tmp_path):
+    result = completed_generation(luma_connection)
+    _upload(result, str(tmp_path), if_exists="fail")
+    before = {name: os.stat(tmp_path / name).st_mtime_ns for name in _files(tmp_path)}
+    downloads = luma_emulator.stats.requests["GET output"]
+
+    _, manifest = _upload(result, str(tmp_path), if_exists="fail")  # the retry of a try that succeeded
+
+    assert manifest["outputs"][0]["status"] == "skipped"
+    assert luma_emulator.stats.requests["GET output"] == downloads
+    assert {name: os.stat(tmp_path / name).st_mtime_ns for name in _files(tmp_path)} == before
+
+
+def test_fail_refuses_an_image_whose_record_is_missing(luma_emulator, luma_connection, tmp_path):
     result = completed_generation(luma_connection)
     _upload(result, str(tmp_path))
-    image = tmp_path / f"{result['generation_id']}-0.png"
-    stored = image.read_bytes()
+    (tmp_path / f"{result['generation_id']}-0.png.json").unlink()
 
     with pytest.raises(AirflowFailException, match="already exists and if_exists='fail'"):
         _upload(result, str(tmp_path), if_exists="fail")
-    assert image.read_bytes() == stored
+    assert _files(tmp_path) == [f"{result['generation_id']}-0.png"]
+
+
+def test_fail_is_a_conditional_write_on_s3(luma_emulator, luma_connection, s3: S3Server):
+    """Another writer landing between the checks and the write is refused by S3 (If-None-Match: *)."""
+    result = completed_generation(luma_connection)
+    key = f"luma/{result['generation_id']}-0.png"
+
+    def another_writer_gets_there_first(params, **_):
+        if params.get("Key") == key and not s3.keys():
+            s3.client.put_object(Bucket=BUCKET, Key=key, Body=b"the other writer's image")
+
+    with (
+        s3_requests(on_publish=another_writer_gets_there_first),
+        pytest.raises(AirflowFailException, match="already exists and if_exists='fail'"),
+    ):
+        _upload(result, f"s3://{BUCKET}/luma", destination_conn_id=AWS_CONN_ID, if_exists="fail")
+
+    assert s3.client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"the other writer's image"
+    assert s3.keys() == [key]
+    assert s3.pending_multipart_uploads() == []
 
 
 def test_old_urls_are_never_used(luma_emulator, luma_connection, tmp_path):
@@ -308,3 +356,140 @@ def test_works_without_openlineage(luma_emulator, luma_connection, tmp_path, mon
 
     assert manifest["outputs"][0]["status"] == "written"
     assert operator.get_openlineage_facets_on_complete(task_instance=None) is None
+
+
+# ---------------------------------------------------------------------------- containment
+
+
+@pytest.mark.parametrize(
+    ("file_name", "problem"),
+    [
+        ("../{generation_id}{ext}", "'..' segment"),
+        ("/etc/{generation_id}{ext}", "absolute path"),
+        ("a/../../{generation_id}{ext}", "'..' segment"),
+        ("a//{generation_id}{ext}", "empty"),
+        ("a\\{generation_id}{ext}", "backslash"),
+        ("{generation_id}/{owner}{ext}", "unknown fields"),
+    ],
+)
+def test_a_literal_file_name_that_could_leave_the_destination_fails_the_dag_import(file_name, problem):
+    with pytest.raises(LumaRequestValidationError, match=rf"^file_name: .*{re.escape(problem)}"):
+        LumaUploadOutputsOperator(task_id="upload", generation="x", destination="/data", file_name=file_name)
+
+
+def test_a_rendered_file_name_is_checked_before_anything_is_read_or_written(
+    luma_emulator, luma_connection, tmp_path
+):
+    result = completed_generation(luma_connection)
+    destination = tmp_path / "images"
+    operator = LumaUploadOutputsOperator(
+        task_id="upload",
+        generation=result,
+        destination=str(destination),
+        file_name="{{ folder }}/{index}{ext}",
+    )
+    context = {**task_context(), "folder": ".."}
+    operator.render_template_fields(context)
+    assert operator.file_name == "../{index}{ext}"
+
+    with pytest.raises(AirflowFailException, match=r"file_name: '\.\./\{index\}\{ext\}' has an empty"):
+        operator.execute(context)
+
+    assert list(tmp_path.iterdir()) == []
+    assert luma_emulator.stats.requests["GET output"] == 0
+
+
+def test_a_symbolic_link_in_the_destination_cannot_lead_the_write_outside(
+    luma_emulator, luma_connection, tmp_path
+):
+    result = completed_generation(luma_connection)
+    destination, elsewhere = tmp_path / "images", tmp_path / "elsewhere"
+    destination.mkdir()
+    elsewhere.mkdir()
+    (destination / "campaign").symlink_to(elsewhere)
+
+    with pytest.raises(AirflowFailException, match=r"file_name: .*outside the destination"):
+        _upload(result, str(destination), file_name="campaign/{generation_id}{ext}")
+
+    assert list(elsewhere.iterdir()) == []
+    assert luma_emulator.stats.requests["GET output"] == 0
+
+
+def test_an_answer_about_another_generation_does_not_choose_the_path(
+    luma_emulator, luma_connection, tmp_path, monkeypatch
+):
+    from airflow_provider_luma.hooks.luma import LumaHook
+
+    asked, other = completed_generation(luma_connection), completed_generation(luma_connection)
+    get_generation = LumaHook.get_generation
+    monkeypatch.setattr(
+        LumaHook, "get_generation", lambda self, _: get_generation(self, other["generation_id"])
+    )
+
+    with pytest.raises(AirflowFailException, match=rf"asked for generation {asked['generation_id']}"):
+        _upload(asked, str(tmp_path))
+
+    assert _files(tmp_path) == []
+    assert luma_emulator.stats.requests["GET output"] == 0
+
+
+# ---------------------------------------------------------------------------- image and record agree
+
+
+def _records_describe_their_images(folder) -> None:
+    for record_file in folder.rglob("*.json"):
+        record = json.loads(record_file.read_text())
+        image = record_file.with_name(record_file.name.removesuffix(".json")).read_bytes()
+        assert (record["sha256"], record["size"]) == (hashlib.sha256(image).hexdigest(), len(image))
+
+
+def test_overwrite_removes_the_old_record_before_replacing_the_image(
+    luma_emulator, luma_connection, tmp_path, monkeypatch
+):
+    first, second = completed_generation(luma_connection), completed_generation(luma_connection)
+    _upload(first, str(tmp_path), file_name="hero{ext}")
+    replace = os.replace
+
+    def disk_full_for_records(source, destination):
+        if str(destination).endswith(".json"):
+            raise OSError(28, "No space left on device")
+        replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", disk_full_for_records)
+
+    with pytest.raises(OSError, match="No space left"):
+        _upload(second, str(tmp_path), file_name="hero{ext}", if_exists="overwrite")
+
+    # The new image is there without a record: never the old record next to the new bytes.
+    assert _files(tmp_path) == ["hero.png"]
+    assert (tmp_path / "hero.png").read_bytes() == emulator_bytes(luma_connection, second["generation_id"])
+
+
+def test_a_mapped_upload_without_generation_id_in_its_name_warns_once(
+    luma_emulator, luma_connection, tmp_path, capsys
+):
+    result = completed_generation(luma_connection)
+    mapped = task_context()
+    mapped["ti"].map_index = 0
+
+    for file_name in ("{generation_id}{ext}", "hero{ext}"):
+        operator = LumaUploadOutputsOperator(
+            task_id="upload", generation=result, destination=str(tmp_path), file_name=file_name
+        )
+        operator.execute(mapped)
+
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "has no {generation_id}" in line]
+    assert len(warnings) == 1
+    assert "warning" in warnings[0] and "'hero{ext}'" in warnings[0]
+    _records_describe_their_images(tmp_path)
+
+
+def test_s3_record_is_one_put_and_the_image_one_put_when_small(luma_emulator, luma_connection, s3: S3Server):
+    result = completed_generation(luma_connection)
+    key = f"luma/{result['generation_id']}-0.png"
+
+    with s3_requests() as calls:
+        _upload(result, f"s3://{BUCKET}/luma", destination_conn_id=AWS_CONN_ID)
+
+    writes = [call for call in calls if call[0] not in ("HeadObject", "GetObject", "ListObjectsV2")]
+    assert writes == [("DeleteObject", f"{key}.json"), ("PutObject", key), ("PutObject", f"{key}.json")]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
@@ -12,10 +14,40 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_luma import storage
 from airflow_provider_luma.exceptions import LumaConfigurationError, LumaRequestValidationError
 from airflow_provider_luma.operators.upload import LumaUploadOutputsOperator, _parse_generation
-from airflow_provider_luma.storage import conn_id_of, publish
+from airflow_provider_luma.storage import IncompleteWriteError, conn_id_of, publish
 from tests.support import AWS_CONN_ID, BUCKET, S3Server
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
 MIB = 1024 * 1024
+
+
+@contextmanager
+def s3_requests(
+    on_publish: Callable[..., None] | None = None, conn_id: str = AWS_CONN_ID
+) -> Iterator[list[tuple[str, str | None]]]:
+    """
+    The S3 API calls s3fs makes in the block, as ``(operation, key)``, from an event hook on its client.
+
+    :param on_publish: called with the call's ``params`` just before a ``PutObject`` or
+        ``CompleteMultipartUpload`` goes out: the moment another writer could get in first.
+    """
+    fs = ObjectStoragePath(f"s3://{BUCKET}/", conn_id=conn_id).fs
+    fs.connect()
+    calls: list[tuple[str, str | None]] = []
+
+    def record(event_name: str, params: dict[str, Any], **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        calls.append((operation, params.get("Key")))
+        if on_publish is not None and operation in ("PutObject", "CompleteMultipartUpload"):
+            on_publish(params=params)
+
+    fs.s3.meta.events.register("before-parameter-build.s3", record)
+    try:
+        yield calls
+    finally:
+        fs.s3.meta.events.unregister("before-parameter-build.s3", record)
 
 
 class DiesMidway(io.RawIOBase):
@@ -40,7 +72,7 @@ def test_local_publish_writes_whole_file_and_leaves_no_temporary(tmp_path):
     data = os.urandom(3 * MIB + 17)
     target = ObjectStoragePath(f"file://{tmp_path}/sub/dir/a.png")
 
-    assert publish(io.BytesIO(data), target) == len(data)
+    publish(io.BytesIO(data), target, size=len(data))
 
     assert (tmp_path / "sub/dir/a.png").read_bytes() == data
     assert os.listdir(tmp_path / "sub/dir") == ["a.png"]
@@ -51,20 +83,39 @@ def test_local_publish_that_fails_leaves_nothing_and_keeps_the_old_file(tmp_path
     (tmp_path / "a.png").write_bytes(b"old image")
 
     with pytest.raises(ConnectionError):
-        publish(io.BufferedReader(DiesMidway(2 * MIB)), target)
+        publish(io.BufferedReader(DiesMidway(2 * MIB)), target, size=3 * MIB)
 
     assert (tmp_path / "a.png").read_bytes() == b"old image"
     assert os.listdir(tmp_path) == ["a.png"]
 
     with pytest.raises(ConnectionError):
-        publish(io.BufferedReader(DiesMidway(2 * MIB)), ObjectStoragePath(f"file://{tmp_path}/b.png"))
+        publish(
+            io.BufferedReader(DiesMidway(2 * MIB)),
+            ObjectStoragePath(f"file://{tmp_path}/b.png"),
+            size=3 * MIB,
+        )
     assert os.listdir(tmp_path) == ["a.png"]
 
 
 def test_s3_publish_small_and_multipart(s3: S3Server):
     small, large = os.urandom(1000), os.urandom(19 * MIB)
-    publish(io.BytesIO(small), ObjectStoragePath(f"s3://{BUCKET}/o/small.png", conn_id=AWS_CONN_ID))
-    publish(io.BytesIO(large), ObjectStoragePath(f"s3://{BUCKET}/o/large.png", conn_id=AWS_CONN_ID))
+    with s3_requests() as calls:
+        publish(
+            io.BytesIO(small), ObjectStoragePath(f"s3://{BUCKET}/o/small.png", conn_id=AWS_CONN_ID), size=1000
+        )
+    assert calls == [("PutObject", "o/small.png")]  # one request, not a three-request multipart upload
+    with s3_requests() as calls:
+        publish(
+            io.BytesIO(large),
+            ObjectStoragePath(f"s3://{BUCKET}/o/large.png", conn_id=AWS_CONN_ID),
+            size=19 * MIB,
+        )
+    assert [operation for operation, _ in calls] == [
+        "CreateMultipartUpload",
+        *["UploadPart"] * 3,
+        "ListParts",  # the stored size, checked before the upload is completed
+        "CompleteMultipartUpload",
+    ]
 
     assert s3.client.get_object(Bucket=BUCKET, Key="o/small.png")["Body"].read() == small
     stored = s3.client.get_object(Bucket=BUCKET, Key="o/large.png")["Body"].read()
@@ -77,7 +128,7 @@ def test_s3_publish_that_fails_leaves_no_object_and_no_pending_upload(s3: S3Serv
     target = ObjectStoragePath(f"s3://{BUCKET}/o/a.png", conn_id=AWS_CONN_ID)
 
     with pytest.raises(ConnectionError):
-        publish(io.BufferedReader(DiesMidway(fail_after), buffer_size=MIB), target)
+        publish(io.BufferedReader(DiesMidway(fail_after), buffer_size=MIB), target, size=30 * MIB)
 
     assert s3.keys() == []
     assert s3.pending_multipart_uploads() == []
@@ -88,7 +139,7 @@ def test_s3_publish_that_fails_keeps_the_previous_object(s3: S3Server):
     target = ObjectStoragePath(f"s3://{BUCKET}/o/a.png", conn_id=AWS_CONN_ID)
 
     with pytest.raises(ConnectionError):
-        publish(io.BufferedReader(DiesMidway(12 * MIB), buffer_size=MIB), target)
+        publish(io.BufferedReader(DiesMidway(12 * MIB), buffer_size=MIB), target, size=30 * MIB)
 
     assert s3.client.get_object(Bucket=BUCKET, Key="o/a.png")["Body"].read() == b"old image"
     assert s3.pending_multipart_uploads() == []
@@ -126,7 +177,8 @@ def test_missing_destination_names_the_config_keys(monkeypatch):
 
 def test_invalid_if_exists_fails_when_the_dag_is_parsed():
     with pytest.raises(
-        ValueError, match="if_exists: invalid value 'replace'; valid: overwrite, skip_if_ident"
+        LumaRequestValidationError,
+        match="if_exists: invalid value 'replace'; valid: overwrite, skip_if_ident",
     ):
         _operator(if_exists="replace")
 
@@ -147,9 +199,9 @@ def test_generation_input_reads_the_result_dict():
 
 def test_s3_publish_settles_its_deferred_file(s3: S3Server):
     target = ObjectStoragePath(f"s3://{BUCKET}/o/a.png", conn_id=AWS_CONN_ID)
-    publish(io.BytesIO(b"image"), target)
+    publish(io.BytesIO(b"image" * 2 * MIB), target, size=10 * MIB)
     with pytest.raises(ConnectionError):
-        publish(io.BufferedReader(DiesMidway(1000)), target)
+        publish(io.BufferedReader(DiesMidway(9 * MIB)), target, size=10 * MIB)
 
     # Nothing is left on the filesystem's transaction for a later `with fs.transaction` to commit.
     assert list(target.fs.transaction.files) == []
@@ -163,13 +215,123 @@ def test_stores_without_deferred_commit_write_a_temporary_key_and_move_it(
     target = ObjectStoragePath(f"s3://{BUCKET}/o/a.png", conn_id=AWS_CONN_ID)
     data = os.urandom(3 * MIB)
 
-    publish(io.BytesIO(data), target)
+    publish(io.BytesIO(data), target, size=len(data))
     assert s3.keys() == ["o/a.png"]
     assert s3.client.get_object(Bucket=BUCKET, Key="o/a.png")["Body"].read() == data
 
     with pytest.raises(ConnectionError):
-        publish(io.BufferedReader(DiesMidway(fail_after), buffer_size=MIB), target)
+        publish(io.BufferedReader(DiesMidway(fail_after), buffer_size=MIB), target, size=30 * MIB)
     # fsspec committed the broken temporary key on close; it was deleted, and the image is the old one.
     assert s3.keys() == ["o/a.png"]
     assert s3.client.get_object(Bucket=BUCKET, Key="o/a.png")["Body"].read() == data
     assert s3.pending_multipart_uploads() == []
+
+
+# ---------------------------------------------------------------------------- exclusive writes
+
+
+def test_local_exclusive_publish_refuses_an_existing_file_and_leaves_no_temporary(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"old image")
+    target = ObjectStoragePath(f"file://{tmp_path}/a.png")
+
+    with pytest.raises(FileExistsError):
+        publish(io.BytesIO(b"new image"), target, size=9, exclusive=True)
+
+    assert (tmp_path / "a.png").read_bytes() == b"old image"
+    assert os.listdir(tmp_path) == ["a.png"]
+    publish(io.BytesIO(b"new image"), ObjectStoragePath(f"file://{tmp_path}/b.png"), size=9, exclusive=True)
+    assert (tmp_path / "b.png").read_bytes() == b"new image"
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("size", [1000, 9 * MIB], ids=["put", "multipart"])
+def test_s3_exclusive_publish_is_refused_by_the_server_when_the_key_exists(s3: S3Server, size):
+    s3.client.put_object(Bucket=BUCKET, Key="o/a.png", Body=b"old image")
+    target = ObjectStoragePath(f"s3://{BUCKET}/o/a.png", conn_id=AWS_CONN_ID)
+
+    with s3_requests() as calls, pytest.raises(FileExistsError):
+        publish(io.BytesIO(os.urandom(size)), target, size=size, exclusive=True)
+
+    # No existence check before: the final PutObject / CompleteMultipartUpload carried If-None-Match.
+    assert "HeadObject" not in [operation for operation, _ in calls]
+    assert s3.client.get_object(Bucket=BUCKET, Key="o/a.png")["Body"].read() == b"old image"
+    assert s3.pending_multipart_uploads() == []
+
+
+def test_exclusive_publish_on_stores_without_a_conditional_write_checks_before_the_move(
+    s3: S3Server, monkeypatch
+):
+    monkeypatch.setattr(storage, "_DEFERRED_COMMIT_PROTOCOLS", frozenset())
+    s3.client.put_object(Bucket=BUCKET, Key="o/a.png", Body=b"old image")
+    target = ObjectStoragePath(f"s3://{BUCKET}/o/a.png", conn_id=AWS_CONN_ID)
+
+    with pytest.raises(FileExistsError):
+        publish(io.BytesIO(b"new image"), target, size=9, exclusive=True)
+
+    assert s3.keys() == ["o/a.png"]
+    assert s3.client.get_object(Bucket=BUCKET, Key="o/a.png")["Body"].read() == b"old image"
+
+
+# ---------------------------------------------------------------------------- short writes
+
+
+class _DropsTheLastByte:
+    """A sink that loses the last byte of each write and reports it written, like a lying device."""
+
+    def __init__(self, sink: Any) -> None:
+        self._sink = sink
+
+    def write(self, data: bytes) -> int:
+        self._sink.write(data[:-1])
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sink, name)
+
+    def __enter__(self) -> _DropsTheLastByte:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sink.__exit__(*exc)
+
+
+def test_local_short_write_never_gets_the_final_name(tmp_path, monkeypatch):
+    (tmp_path / "a.png").write_bytes(b"old image")
+
+    def short_open(*args: Any, **kwargs: Any) -> _DropsTheLastByte:
+        return _DropsTheLastByte(open(*args, **kwargs))
+
+    monkeypatch.setattr(storage, "open", short_open, raising=False)
+    data = os.urandom(2 * MIB)
+
+    with pytest.raises(IncompleteWriteError, match=rf"{2 * MIB - 2} bytes stored but {2 * MIB} expected"):
+        publish(io.BytesIO(data), ObjectStoragePath(f"file://{tmp_path}/a.png"), size=len(data))
+
+    assert (tmp_path / "a.png").read_bytes() == b"old image"
+    assert os.listdir(tmp_path) == ["a.png"]
+
+
+@pytest.mark.parametrize("conditional", [True, False], ids=["multipart", "temporary-key"])
+def test_s3_short_write_never_gets_the_final_name(s3: S3Server, monkeypatch, conditional):
+    from s3fs.core import S3File
+
+    if not conditional:
+        monkeypatch.setattr(storage, "_DEFERRED_COMMIT_PROTOCOLS", frozenset())
+    write = S3File.write
+    monkeypatch.setattr(S3File, "write", lambda self, data: write(self, data[:-1]) + 1)
+    target = ObjectStoragePath(f"s3://{BUCKET}/o/a.png", conn_id=AWS_CONN_ID)
+
+    with pytest.raises(IncompleteWriteError, match="bytes stored but 10485760 expected"):
+        publish(io.BytesIO(os.urandom(10 * MIB)), target, size=10 * MIB)
+
+    assert s3.keys() == []
+    assert s3.pending_multipart_uploads() == []
+
+
+def test_s3_small_source_shorter_than_announced_is_not_put(s3: S3Server):
+    target = ObjectStoragePath(f"s3://{BUCKET}/o/a.json", conn_id=AWS_CONN_ID)
+
+    with pytest.raises(IncompleteWriteError, match="999 bytes stored but 1000 expected"):
+        publish(io.BytesIO(b"x" * 999), target, size=1000)
+
+    assert s3.keys() == []

@@ -1,0 +1,122 @@
+"""
+Where an output may be written: the ``file_name`` pattern, the object name it gives, containment.
+
+The object's path is built only from validated parts: the task's own generation id (a UUID, and
+the one the API answered with), the output's index, an extension from a fixed table, and a
+``file_name`` pattern whose segments cannot climb out of the destination. The joined path is then
+checked against the destination once more (symbolic links resolved on local disk), so nothing is
+written outside it even if one of those rules had a gap.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import string
+from typing import TYPE_CHECKING
+
+from airflow_provider_luma.exceptions import LumaRequestValidationError, LumaUnexpectedResponseError
+from airflow_provider_luma.storage import is_local, object_uri
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_luma.models import Generation
+
+FILE_NAME_FIELDS: frozenset[str] = frozenset({"generation_id", "index", "ext"})
+DEFAULT_FILE_NAME = "{generation_id}-{index}{ext}"
+_JINJA_MARKERS = ("{{", "{%", "{#")
+_ALLOWED = (
+    "a relative path of '/'-separated names, without '..', '.' or empty segments, a leading '/' "
+    "or a backslash, using only the fields "
+    + ", ".join("{" + name + "}" for name in sorted(FILE_NAME_FIELDS))
+)
+
+
+def is_jinja(value: str) -> bool:
+    """Whether ``value`` still holds Jinja for Airflow to render (so it is checked after rendering)."""
+    return any(marker in value for marker in _JINJA_MARKERS)
+
+
+def file_name_fields(pattern: str) -> set[str]:
+    """The ``str.format`` fields a pattern uses (``{index:03d}`` counts as ``index``)."""
+    return {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+
+
+def check_file_name(pattern: object) -> None:
+    """
+    Refuse a ``file_name`` pattern that uses unknown fields or could name a path outside the folder.
+
+    :raises LumaRequestValidationError: naming ``file_name`` and what is allowed.
+    """
+    if not isinstance(pattern, str) or not pattern:
+        raise LumaRequestValidationError("file_name", f"expected {_ALLOWED} (got {pattern!r})")
+    try:
+        fields = file_name_fields(pattern)
+    except ValueError as error:  # an unbalanced brace
+        raise LumaRequestValidationError(
+            "file_name", f"{pattern!r} is not a format pattern: {error}"
+        ) from error
+    unknown = fields - FILE_NAME_FIELDS
+    if unknown:
+        raise LumaRequestValidationError(
+            "file_name", f"{pattern!r} uses unknown fields {sorted(unknown)}; expected {_ALLOWED}"
+        )
+    _check_relative(pattern, pattern)
+
+
+def _check_relative(name: str, pattern: str) -> None:
+    problem = None
+    if "\\" in name:
+        problem = "contains a backslash"
+    elif name.startswith("/"):
+        problem = "is an absolute path"
+    elif any(segment in ("", ".", "..") for segment in name.split("/")):
+        problem = "has an empty, '.' or '..' segment"
+    if problem:
+        shown = repr(name) if name == pattern else f"{name!r} (from {pattern!r})"
+        raise LumaRequestValidationError("file_name", f"{shown} {problem}; expected {_ALLOWED}")
+
+
+def object_name(pattern: str, generation_id: str, index: int, ext: str) -> str:
+    """The object's name under the destination; the filled-in name is checked like the pattern."""
+    name = pattern.format(generation_id=generation_id, index=index, ext=ext)
+    # A format spec (``{index:/>4}``) could still write a separator: the result is checked too.
+    _check_relative(name, pattern)
+    return name
+
+
+def contained_target(folder: ObjectStoragePath, name: str) -> ObjectStoragePath:
+    """
+    ``folder / name``, refused unless it lies strictly under ``folder``.
+
+    Both paths are normalised and compared as prefixes with a trailing separator (so ``/data/luma``
+    does not contain ``/data/luma-old``); on local disk symbolic links are resolved first, so a
+    link inside the destination cannot lead the write elsewhere.
+    """
+    target = folder / name
+    root, path = folder.path, target.path
+    if is_local(folder):
+        root, path = os.path.realpath(root), os.path.realpath(path)
+    prefix = posixpath.normpath(root).rstrip("/") + "/"
+    if not posixpath.normpath(path).startswith(prefix):
+        raise LumaRequestValidationError(
+            "file_name",
+            f"{name!r} resolves to {path}, outside the destination {object_uri(folder)}; "
+            "the object must stay under the destination (check for symbolic links there)",
+        )
+    return target
+
+
+def require_same_generation(asked: str, answered: Generation) -> None:
+    """
+    Refuse an answer about another generation than the task asked for: it must not choose the path.
+
+    :raises LumaUnexpectedResponseError: not retryable; nothing has been written.
+    """
+    if answered.id != asked:
+        raise LumaUnexpectedResponseError(
+            200,
+            f"asked for generation {asked}, the API answered about {answered.id!r}; nothing was stored",
+            answered.request_id,
+        )
