@@ -3,7 +3,8 @@ The emulator's HTTP surface: the two ``/v1`` endpoints, output downloads and the
 
 ``create_app`` builds a Starlette app and wraps it in ``_Wire``, an outer ASGI layer that stamps
 ``X-Request-Id`` and ``X-API-Version`` on every ``/v1`` response (including routing errors and crashes)
-and keeps the server's own ``send``/``receive`` so a fault can close the TCP connection.
+and keeps the server's own ``send``/``receive`` so a fault can close the TCP connection. A ``proxy``
+fault's page is the one ``/v1`` answer left unstamped: it stands for a load balancer, not the API.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ _KEY_STATUS_DETAILS = {"revoked": "API key has been revoked", "expired": "API ke
 _CONNECTION = "luma.connection"
 _REQUEST_ID = "luma.request_id"
 _DRAIN_SECONDS = 5.0
+#: Marks a response as a gateway's page for ``_Wire`` (which removes it and stamps nothing).
+_PROXY_MARK = "x-luma-emulator-proxy"
 
 
 class _Connection:
@@ -90,11 +93,14 @@ class _Wire:
 
         async def stamped(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode("latin-1")),
-                    (b"x-api-version", API_VERSION.encode()),
-                ]
+                headers = list(message.get("headers", []))
+                kept = [(key, value) for key, value in headers if key.lower() != _PROXY_MARK.encode()]
+                if len(kept) == len(headers):
+                    kept += [
+                        (b"x-request-id", request_id.encode("latin-1")),
+                        (b"x-api-version", API_VERSION.encode()),
+                    ]
+                message["headers"] = kept
             await send(message)
 
         await self.app(scope, receive, stamped)
@@ -172,6 +178,12 @@ def _api_error(status: int, detail: Any, headers: dict[str, str] | None = None) 
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def _proxy_page(fault: Fault) -> Response:
+    """A load balancer's error page: HTML, and (``_Wire`` sees the mark) none of the API's headers."""
+    status, html, headers = fault.proxy_page()
+    return Response(html, status_code=status, headers={**headers, _PROXY_MARK: "1"}, media_type="text/html")
+
+
 def _malformed(response: Response) -> Response:
     """The same status and headers with a body cut in half (invalid JSON, or a truncated image)."""
     body = bytes(response.body)[: len(bytes(response.body)) // 2]
@@ -204,11 +216,17 @@ class _Api:
 
     async def _before(self, method: str, request: Request) -> tuple[Fault | None, Response | None]:
         """Take the next fault for ``method``; a response here replaces the normal handling."""
+        if "cookie" in request.headers:
+            # The API sets no cookies; a client that sends one anyway carries state between requests.
+            with self.state.lock:
+                self.state.requests_with_cookie += 1
         fault = self.faults.take(method)
         connection: _Connection = request.scope[_CONNECTION]
         if fault is None:
             return None, None
         if fault.kind == "status":
+            if fault.proxy:
+                return fault, _proxy_page(fault)
             if method == "OUTPUT":
                 return fault, self._s3_error(request, fault.status or 500, fault.detail)
             with self.state.lock:
@@ -235,6 +253,8 @@ class _Api:
             return _NoResponse()
         if fault.kind == "drop_after_create":
             return _Truncated(response, connection)
+        if fault.kind == "proxy_after_create":
+            return _proxy_page(fault)
         if fault.kind == "malformed":
             return _malformed(response)
         return response
@@ -399,6 +419,7 @@ class _Api:
                 "generations_created": stats.generations_created,
                 "requests": dict(stats.requests),
                 "output_authorization_refused": stats.output_authorization_refused,
+                "requests_with_cookie": stats.requests_with_cookie,
                 "faults": self.faults.pending(),
                 "generations": generations,
             }

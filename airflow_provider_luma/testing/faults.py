@@ -14,7 +14,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Method = Literal["POST", "GET", "OUTPUT"]
-Kind = Literal["status", "slow", "read_timeout", "drop", "drop_after_create", "malformed", "drop_midway"]
+Kind = Literal[
+    "status",
+    "slow",
+    "read_timeout",
+    "drop",
+    "drop_after_create",
+    "proxy_after_create",
+    "malformed",
+    "drop_midway",
+]
 
 METHODS: tuple[str, ...] = ("POST", "GET", "OUTPUT")
 KINDS: tuple[str, ...] = (
@@ -23,13 +32,23 @@ KINDS: tuple[str, ...] = (
     "read_timeout",
     "drop",
     "drop_after_create",
+    "proxy_after_create",
     "malformed",
     "drop_midway",
 )
+_AFTER_CREATE = frozenset({"drop_after_create", "proxy_after_create"})
 _KINDS_FOR_METHOD = {
     "POST": frozenset(KINDS) - {"drop_midway"},
-    "GET": frozenset(KINDS) - {"drop_after_create", "drop_midway"},
-    "OUTPUT": frozenset(KINDS) - {"drop_after_create"},
+    "GET": frozenset(KINDS) - _AFTER_CREATE - {"drop_midway"},
+    "OUTPUT": frozenset(KINDS) - _AFTER_CREATE,
+}
+#: A gateway's own error pages (nginx's wording): HTML, no ``detail``, no API headers.
+PROXY_REASONS: dict[int, str] = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Temporarily Unavailable",
+    504: "Gateway Time-out",
 }
 
 #: The documented ``detail`` for a forced status on the API (one of several where the docs list more).
@@ -65,9 +84,14 @@ class Fault:
     :param kind: ``"status"``; ``"slow"`` (wait ``delay`` seconds, then behave normally); ``"read_timeout"``
         (behave normally, e.g. create the generation, then answer only after ``delay``); ``"drop"`` (close
         the connection before doing anything); ``"drop_after_create"`` (POST only: create the generation,
-        send the headers and half the body, then close); ``"malformed"`` (behave normally but send a
-        truncated body; a POST still creates); ``"drop_midway"`` (OUTPUT only: send the headers and half
-        the image, then close).
+        send the headers and half the body, then close); ``"proxy_after_create"`` (POST only: handle the
+        request normally, so a valid one creates its generation, then answer with a gateway's error page
+        of ``status``, 502 by default: the 201 lost between the origin and a load balancer);
+        ``"malformed"`` (behave normally but send a truncated body; a POST still creates);
+        ``"drop_midway"`` (OUTPUT only: send the headers and half the image, then close).
+    :param proxy: for a forced ``status`` on POST or GET: the answer comes from a load balancer in front
+        of the API, not from the API: an HTML page, without ``X-API-Version``, ``X-Request-Id`` or a
+        ``detail`` (nothing is created). Implied by ``"proxy_after_create"``.
     :param delay: seconds, for ``slow`` and ``read_timeout``.
     :param times: how many matching requests get this fault.
     :param detail: overrides the ``detail`` of a forced status.
@@ -87,6 +111,7 @@ class Fault:
     retry_after: int | None = None
     rate_limit: Literal["rpm", "concurrency", "abuse"] = "rpm"
     headers: dict[str, str] = field(default_factory=dict)
+    proxy: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -98,8 +123,16 @@ class Fault:
         if self.kind not in _KINDS_FOR_METHOD[self.method]:
             valid = ", ".join(k for k in KINDS if k in _KINDS_FOR_METHOD[self.method])
             raise ValueError(f"Fault.kind {self.kind!r} does not apply to {self.method}; valid: {valid}")
-        if self.kind == "status" and (self.status is None or not 400 <= self.status <= 599):
-            raise ValueError(f"Fault kind 'status' needs an error status 400-599, got {self.status!r}")
+        if self.kind == "proxy_after_create":
+            object.__setattr__(self, "proxy", True)
+            if self.status is None:
+                object.__setattr__(self, "status", 502)
+        if self.proxy and (self.method == "OUTPUT" or self.kind not in ("status", "proxy_after_create")):
+            raise ValueError("Fault.proxy applies to a forced status on POST or GET")
+        if self.kind in ("status", "proxy_after_create") and (
+            self.status is None or not 400 <= self.status <= 599
+        ):
+            raise ValueError(f"Fault kind {self.kind!r} needs an error status 400-599, got {self.status!r}")
         if self.times < 1:
             raise ValueError("Fault.times must be at least 1")
         if self.rate_limit not in RATE_LIMIT_DETAILS:
@@ -115,6 +148,19 @@ class Fault:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def proxy_page(self) -> tuple[int, str, dict[str, str]]:
+        """(status, HTML, headers) of a gateway's own error page for this fault's status."""
+        assert self.status is not None
+        title = f"{self.status} {PROXY_REASONS.get(self.status, 'Error')}"
+        html = (
+            f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        )
+        headers = dict(self.headers)
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        return self.status, html, headers
 
     def api_error(self, rpm_limit: int, now: float) -> tuple[int, str, dict[str, str]]:
         """(status, detail, headers) of a forced status on ``/v1``, as the real limit would send them."""

@@ -162,12 +162,20 @@ class LumaEmulator:
     def set_state(
         self,
         generation_id: str,
-        state: Literal["queued", "processing", "completed", "failed"],
+        state: str,
         failure_code: str | None = None,
         failure_reason: str | None = None,
+        *,
+        allow_unknown: bool = False,
     ) -> None:
-        """Pin a generation's state now (``failed`` defaults to generation_failed); KeyError if unknown."""
-        self._state.set_state(generation_id, state, failure_code, failure_reason)
+        """
+        Pin a generation's state now (``failed`` defaults to generation_failed); KeyError if unknown.
+
+        ``state`` is one of ``queued``, ``processing``, ``completed``, ``failed``; any other string
+        (``"moderating"``, as a newer API might report) only with ``allow_unknown=True``, and it is
+        then non-terminal.
+        """
+        self._state.set_state(generation_id, state, failure_code, failure_reason, allow_unknown)
 
     def expire_output_urls(self) -> None:
         """Every output URL minted so far answers 403 from now on; new GETs mint working ones."""

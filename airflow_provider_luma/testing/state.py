@@ -111,11 +111,15 @@ class EmulatorStats:
         and ``"GET output"``; a ``slow`` fault whose client hung up before the answer also counts under
         ``"<method> abandoned"`` once the server has let the request go (unprocessed).
     :param output_authorization_refused: output downloads refused because they carried ``Authorization``.
+    :param requests_with_cookie: API requests and output downloads that carried a ``Cookie`` header
+        (the API sets none unless a fault's ``headers`` add a ``Set-Cookie``; a client that sends one
+        back shares state between requests, and between the keys of a shared client).
     """
 
     generations_created: int = 0
     requests: collections.Counter[str] = field(default_factory=collections.Counter)
     output_authorization_refused: int = 0
+    requests_with_cookie: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,7 @@ class EmulatorState:
         self.generations_created = 0
         self.requests: collections.Counter[str] = collections.Counter()
         self.output_authorization_refused = 0
+        self.requests_with_cookie = 0
         self.output_cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         #: Known keys and their status: "active", "revoked" or "expired".
         self.api_keys: dict[str, str] = {self._api_key: "active"}
@@ -168,6 +173,7 @@ class EmulatorState:
                 self.generations_created,
                 collections.Counter(self.requests),
                 self.output_authorization_refused,
+                self.requests_with_cookie,
             )
 
     def count_request(self, key: str) -> None:
@@ -255,9 +261,20 @@ class EmulatorState:
         state: str,
         failure_code: str | None = None,
         failure_reason: str | None = None,
+        allow_unknown: bool = False,
     ) -> None:
-        if state not in STATES:
-            raise ValueError(f"unknown state {state!r}; valid: {', '.join(STATES)}")
+        """
+        Pin a generation's state; ``allow_unknown`` admits a state outside the documented four.
+
+        A state the API does not document yet (as a newer API version might add) is for testing how a
+        client copes; it counts as non-terminal, so the job keeps its concurrency slot.
+        """
+        if not isinstance(state, str) or not state:
+            raise ValueError(f"a state must be a non-empty string, got {state!r}")
+        if state not in STATES and not allow_unknown:
+            raise ValueError(
+                f"unknown state {state!r}; valid: {', '.join(STATES)} (or pass allow_unknown=True)"
+            )
         if failure_code is not None and failure_code not in FAILURE_REASONS:
             raise ValueError(f"unknown failure code {failure_code!r}; valid: {', '.join(FAILURE_REASONS)}")
         with self.lock:

@@ -435,6 +435,21 @@ def test_set_state_forces_transitions(clocked: Clocked) -> None:
         clocked.emulator.set_state(str(uuid.uuid4()), "completed")
 
 
+def test_set_state_admits_an_undocumented_state_only_when_asked(clocked: Clocked) -> None:
+    generation_id = clocked.api.post("/generations", json={"prompt": "x"}).json()["id"]
+    with pytest.raises(ValueError, match="allow_unknown"):
+        clocked.emulator.set_state(generation_id, "moderating")
+
+    clocked.emulator.set_state(generation_id, "moderating", allow_unknown=True)
+    clocked.clock.advance(100)
+
+    body = clocked.api.get(f"/generations/{generation_id}").json()
+    assert (body["state"], body["output"], body["failure_code"]) == ("moderating", [], None)
+    # Not terminal: the job still holds its concurrency slot.
+    clocked.emulator.configure(concurrency_limit=1)
+    assert clocked.api.post("/generations", json={"prompt": "x"}).status_code == 429
+
+
 def test_rpm_limit_sliding_window(clocked: Clocked) -> None:
     clocked.emulator.configure(rpm_limit=3, concurrency_limit=100)
     remaining = []

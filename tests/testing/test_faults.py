@@ -230,6 +230,10 @@ def test_output_slow(api: httpx.Client, luma_emulator: LumaEmulator) -> None:
         ({"method": "GET", "kind": "drop_after_create"}, "does not apply to GET"),
         ({"method": "POST", "status": 201}, "error status"),
         ({"method": "POST", "status": 500, "times": 0}, "at least 1"),
+        ({"method": "GET", "kind": "proxy_after_create"}, "does not apply to GET"),
+        ({"method": "OUTPUT", "status": 502, "proxy": True}, "proxy applies to"),
+        ({"method": "POST", "kind": "slow", "proxy": True}, "proxy applies to"),
+        ({"method": "POST", "kind": "proxy_after_create", "status": 201}, "error status"),
     ],
 )
 def test_invalid_faults_are_refused(kwargs: dict, message: str) -> None:
@@ -244,3 +248,65 @@ def test_request_counters(api: httpx.Client, luma_emulator: LumaEmulator) -> Non
     stats = luma_emulator.stats
     assert stats.requests == {POST: 2, "GET /v1/generations/{id}": 1, "GET output": 1}
     assert stats.generations_created == 1
+
+
+# ------------------------------------------------------------------------ a gateway in front
+
+
+@pytest.mark.parametrize("status", [429, 502, 503])
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_a_proxy_page_has_none_of_the_apis_marks(
+    api: httpx.Client, luma_emulator: LumaEmulator, status: int, method: str
+) -> None:
+    luma_emulator.add_fault(Fault(method=method, status=status, proxy=True))  # type: ignore[arg-type]
+
+    response = api.request(method, "/generations" if method == "POST" else "/generations/x", json={})
+
+    assert response.status_code == status and response.headers["content-type"].startswith("text/html")
+    assert "nginx" in response.text and "detail" not in response.text
+    assert "x-api-version" not in response.headers and "x-request-id" not in response.headers
+    assert not [name for name in response.headers if name.startswith("x-luma-emulator")]
+    assert luma_emulator.stats.generations_created == 0
+    # The next answer is the API's own again, stamped as always.
+    assert api.get("/generations/x").headers["x-api-version"] == "2026-04-01"
+
+
+def test_a_proxy_page_after_create_hides_a_created_generation(
+    api: httpx.Client, luma_emulator: LumaEmulator
+) -> None:
+    luma_emulator.add_fault(Fault(method="POST", kind="proxy_after_create"))
+    luma_emulator.add_fault(Fault(method="POST", kind="proxy_after_create", status=503))
+
+    answers = [api.post("/generations", json={"prompt": "x"}) for _ in range(2)]
+
+    assert [answer.status_code for answer in answers] == [502, 503]
+    assert all("x-api-version" not in answer.headers for answer in answers)
+    assert "502 Bad Gateway" in answers[0].text
+    assert luma_emulator.stats.generations_created == 2 and len(luma_emulator.generation_ids()) == 2
+
+
+def test_a_proxy_page_after_an_invalid_post_creates_nothing(
+    api: httpx.Client, luma_emulator: LumaEmulator
+) -> None:
+    luma_emulator.add_fault(Fault(method="POST", kind="proxy_after_create"))
+
+    assert api.post("/generations", json={"prompt": ""}).status_code == 502
+    assert luma_emulator.stats.generations_created == 0
+
+
+def test_the_apis_404_is_stamped_with_its_detail_and_version(api: httpx.Client) -> None:
+    response = api.get("/generations/d290f1ee-6c54-4b01-90e6-d701748f0851")
+
+    assert (response.status_code, response.json()) == (404, {"detail": "Generation not found"})
+    assert response.headers["x-api-version"] == "2026-04-01" and response.headers["x-request-id"]
+
+
+def test_requests_carrying_a_cookie_are_counted(api: httpx.Client, luma_emulator: LumaEmulator) -> None:
+    luma_emulator.add_fault(Fault(method="GET", kind="slow", headers={"Set-Cookie": "lb=a1; Path=/"}))
+
+    first = api.get("/generations/x")
+    api.get("/generations/x")  # httpx's default jar sends the cookie back
+    api.post("/generations", json={"prompt": "x"}, headers={"Cookie": "lb=a1"})
+
+    assert first.headers["set-cookie"] == "lb=a1; Path=/"
+    assert luma_emulator.stats.requests_with_cookie == 2
