@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+class SimulatedCrash(BaseException):
+    """Not an ``Exception``: like a kill, nothing in the provider may catch and handle it."""
+
+
 class _DiesOnceRecorded:
     """A task_state_store that raises right after the generation id is stored (try 1 only)."""
 
@@ -28,7 +32,7 @@ class _DiesOnceRecorded:
     def set(self, key: str, value: Any, **kwargs: Any) -> None:
         self._store.set(key, value, **kwargs)
         if isinstance(value, dict) and value.get("generation_id"):
-            raise RuntimeError(f"simulated worker crash after submitting {value['generation_id']}")
+            raise SimulatedCrash(f"simulated worker crash after submitting {value['generation_id']}")
 
 
 class DiesAfterSubmitOnFirstTry(LumaGenerateImageOperator):

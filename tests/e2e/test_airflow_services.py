@@ -7,6 +7,10 @@ folder) is driven by the module fixture; each test checks one thing about it. Th
 generation ``processing`` until the test releases it, so the deferral is observed, not hoped for:
 the test waits for the task to be ``deferred``, then for the trigger's GETs to reach the emulator
 while the task is still deferred, and only then completes the generation.
+
+A second run (``e2e_luma_killed_worker.py``) then kills first tries with SIGKILL, once between the
+POST's answer and the record of its generation id, once after it: the scheduler retries each, and
+the tests check that neither crash paid for a second generation.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
 DAG_ID = "e2e_luma_generate"
+KILLED_DAG_ID = "e2e_luma_killed_worker"
 GET_GENERATION = "GET /v1/generations/{id}"
 POST_GENERATION = "POST /v1/generations"
 
@@ -50,6 +55,10 @@ class E2ERun:
     stats_at_end: dict[str, int] = field(default_factory=dict)
     generations_created: int = 0
     listeners: list[tuple[str, str, int]] = field(default_factory=list)
+    #: The crash run (``e2e_luma_killed_worker``): its id, task instances, and what it cost.
+    killed_run_id: str = ""
+    killed_tis: dict[str, dict[str, Any]] = field(default_factory=dict)
+    killed_counts: dict[str, int] = field(default_factory=dict)
 
 
 def _counts(emulator: Any) -> dict[str, int]:
@@ -128,6 +137,15 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ERun]:
         }
         result.stats_at_end = _counts(emulator)
         result.generations_created = emulator.stats.generations_created
+
+        # The crash run, after the first so that its counters stand alone: generations finish now.
+        emulator.reset()
+        emulator.configure(processing_seconds=0.5)
+        services.wait_for_dag(KILLED_DAG_ID)
+        result.killed_run_id = services.trigger(KILLED_DAG_ID)
+        services.wait_for_run(KILLED_DAG_ID, result.killed_run_id, timeout=240)
+        result.killed_tis = services.task_instances(KILLED_DAG_ID, result.killed_run_id)
+        result.killed_counts = _counts(emulator)
         yield result
     finally:
         try:
@@ -205,6 +223,40 @@ def test_image_stored_at_the_destination(e2e_run: E2ERun) -> None:
     assert record["airflow"]["dag_id"] == DAG_ID
     # No partial files left behind.
     assert sorted(path.name for path in e2e_run.output_dir.iterdir()) == [image.name, image.name + ".json"]
+
+
+def _try_log(services: AirflowServices, run_id: str, task_id: str, try_number: int) -> str:
+    """One try's task log, whole (an error's message is in the event's ``error_detail``)."""
+    (path,) = [
+        path
+        for path in services.task_log_files(KILLED_DAG_ID, run_id, task_id)
+        if path.name == f"attempt={try_number}.log"
+    ]
+    return path.read_text()
+
+
+def test_a_worker_killed_between_the_201_and_the_record_is_never_paid_twice(e2e_run: E2ERun) -> None:
+    ti = e2e_run.killed_tis["killed_after_201"]
+    # Try 1 died by SIGKILL; try 2 found the write-ahead record pending and refused to POST.
+    assert ti["try_number"] == 2 and ti["state"] == "failed"
+    first = _try_log(e2e_run.services, e2e_run.killed_run_id, "killed_after_201", 1)
+    assert "Submitted generation" in first and "Task failed" not in first  # killed, not failed
+    second = _try_log(e2e_run.services, e2e_run.killed_run_id, "killed_after_201", 2)
+    request_id = f"airflow-{KILLED_DAG_ID}-manual__"
+    assert "answer was lost" in second and request_id in second and "-killed_after_201--1-1" in second
+    assert "clear the task" in second and "AirflowFailException" in second
+
+
+def test_a_worker_killed_after_the_record_is_reattached_by_its_retry(e2e_run: E2ERun) -> None:
+    ti = e2e_run.killed_tis["killed_after_record"]
+    assert ti["try_number"] == 2 and ti["state"] == "success"
+    second = _try_log(e2e_run.services, e2e_run.killed_run_id, "killed_after_record", 2)
+    assert "Reattached to generation" in second and "Submitted generation" not in second
+
+
+def test_the_crash_run_paid_for_one_generation_per_task(e2e_run: E2ERun) -> None:
+    assert e2e_run.killed_counts["created"] == 2
+    assert e2e_run.killed_counts[POST_GENERATION] == 2
 
 
 def test_services_listen_on_loopback_only(e2e_run: E2ERun) -> None:

@@ -45,7 +45,9 @@ def test_lost_post_answer_fails_without_a_second_post(luma_emulator: Any) -> Non
     assert isinstance(info.value.__cause__, LumaSubmissionUnknownError)
     assert luma_emulator.stats.generations_created == 1
     assert luma_emulator.stats.requests["POST /v1/generations"] == 1
-    assert store.values == {}
+    # The write-ahead record stays pending (so no retry POSTs) and says the failure was reported.
+    assert store.values[STATE_KEY]["pending"] is True
+    assert store.values[STATE_KEY]["request_id"] in str(info.value)
 
 
 def test_retryable_failure_then_retry_resubmits_once(luma_emulator: Any) -> None:
