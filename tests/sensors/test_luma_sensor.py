@@ -142,3 +142,39 @@ def test_poke_interval_defaults_to_the_luma_config_section(monkeypatch: pytest.M
     assert _sensor().poke_interval == 2.0
     monkeypatch.setenv("AIRFLOW__LUMA__POLL_INTERVAL", "4")
     assert (_sensor().poke_interval, _sensor(poke_interval=1).poke_interval) == (4.0, 1.0)
+
+
+def test_every_poke_of_one_execution_shares_one_hook(fake_hook: FakeHook, monkeypatch) -> None:
+    """One connection lookup and one pooled client for the whole wait, closed when it ends."""
+    monkeypatch.setattr("time.sleep", lambda seconds: None)  # BaseSensorOperator's own wait between pokes
+    fake_hook.script(
+        [make_generation("processing", generation_id=GEN_ID)] * 3 + [make_generation("completed")]
+    )
+    _sensor(poke_interval=0.01).execute(make_context())
+    assert len(fake_hook.get_calls) == 4
+    assert len(fake_hook.init_kwargs) == 1
+    assert fake_hook.closed == 1
+
+
+def test_each_poke_is_bounded_by_the_sensor_timeout(fake_hook: FakeHook, clock: FakeClock) -> None:
+    fake_hook.script([make_generation("completed", generation_id=GEN_ID)])
+    _sensor(timeout=300).execute(make_context())
+    assert fake_hook.get_deadlines == [START + 300]
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "outcome"),
+    [
+        ({"never_fail": True}, LumaAuthenticationError(401, "Invalid API key", "r"), AirflowSkipException),
+        ({"never_fail": True}, RuntimeError("the secrets backend is down"), AirflowSkipException),
+        ({"silent_fail": True}, RuntimeError("the secrets backend is down"), TaskDeferred),
+        ({}, RuntimeError("the secrets backend is down"), RuntimeError),
+    ],
+    ids=["never_fail-final-error", "never_fail-other-error", "silent_fail-other-error", "plain"],
+)
+def test_the_first_look_of_a_deferrable_sensor_follows_the_sensor_options(
+    fake_hook: FakeHook, clock: FakeClock, options: dict, error: Exception, outcome: type
+) -> None:
+    fake_hook.script([error])
+    with pytest.raises(outcome):
+        _sensor(deferrable=True, **options).execute(make_context())
