@@ -115,13 +115,14 @@ class LumaTransportError(LumaError):
 
     :param message: what failed, with the attempts made.
     :param request_id: the ``X-Request-Id`` we sent, when the failed call was an API call.
+    :param retryable: ``False`` for a fault that repeats identically (a request HTTP forbids sending,
+        such as a header with a line break): another try would only fail the same way.
     """
 
-    retryable = True
-
-    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+    def __init__(self, message: str, *, request_id: str | None = None, retryable: bool = True) -> None:
         super().__init__(message)
         self.request_id = request_id
+        self.retryable = retryable
 
 
 class LumaOutputNotAvailableError(LumaError):

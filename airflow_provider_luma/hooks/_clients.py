@@ -6,6 +6,7 @@ downloads, and the registry that lets many triggers share pooled async clients.
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,21 @@ DEFAULT_BASE_URL = "https://agents.lumalabs.ai/v1"
 USER_AGENT = f"airflow-provider-luma/{__version__}"
 # Keep every pooled connection alive: a triggerer's many pollers reuse them instead of reconnecting.
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """
+    A cookie jar that keeps nothing.
+
+    A client is shared by every connection with the same base URL (and, for the async one, by every
+    trigger on the loop), while the key travels per request: a cookie the API (or a proxy) set in
+    answer to one key would otherwise ride along with another key's requests. The API needs no
+    cookies, so none is stored. ``CookieJar.extract_cookies`` and ``httpx.Cookies.set`` both store
+    through ``set_cookie``.
+    """
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,14 @@ class ClientConfig:
         return {
             "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
             "limits": _LIMITS,
+            # One jar per client (a jar is mutable state, never shared between clients).
+            "cookies": _NoCookies(),
         }
+
+    def timeouts_within(self, seconds: float) -> httpx.Timeout:
+        """This configuration's timeouts, none longer than ``seconds`` (the time left before a deadline)."""
+        seconds = max(0.0, seconds)
+        return httpx.Timeout(min(self.timeout, seconds), connect=min(self.connect_timeout, seconds))
 
     def _api_options(self) -> dict[str, Any]:
         return {

@@ -4,78 +4,62 @@
 The hook owns the transport: the connection (key, base URL, timeouts, retry budget), the clients
 built from one configuration, the one retry policy (:mod:`._retry`), the mapping of answers to
 :class:`~airflow_provider_luma.models.Generation` or to an exception, and the streaming download of
-an output from its presigned URL. It knows nothing of Airflow tasks.
+an output from its presigned URL (:mod:`._downloads`). It knows nothing of Airflow tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import mimetypes
 import re
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
 from airflow.sdk import BaseHook
 
 from airflow_provider_luma._compat import AirflowNotFoundException
 from airflow_provider_luma.exceptions import (
     LumaAuthenticationError,
     LumaError,
-    LumaNotFoundError,
-    LumaOutputDownloadError,
-    LumaOutputNotAvailableError,
     LumaRequestValidationError,
     LumaSubmissionUnknownError,
     LumaTransportError,
     LumaUnexpectedResponseError,
     api_error_from_response,
 )
-from airflow_provider_luma.hooks._clients import ASYNC_CLIENTS, DEFAULT_BASE_URL, AsyncLease
-from airflow_provider_luma.hooks._connection import EXTRAS, LumaSettings, settings_from_connection
-from airflow_provider_luma.hooks._logging import install_httpx_log_redaction
-from airflow_provider_luma.hooks._retry import RetryPolicy, is_retryable_status, run_async, run_sync
-from airflow_provider_luma.models import Generation, GenerationRequest, GenerationState, is_generation_id
+from airflow_provider_luma.hooks import _form
+from airflow_provider_luma.hooks._clients import ASYNC_CLIENTS, AsyncLease
+from airflow_provider_luma.hooks._connection import (
+    LumaSettings,
+    asettings_from_connection,
+    settings_from_connection,
+)
+from airflow_provider_luma.hooks._downloads import DownloadedOutput, open_output, output_url, write_output
+from airflow_provider_luma.hooks._logging import install_httpx_log_redaction, redact_secrets
+from airflow_provider_luma.hooks._retry import (
+    RetryPolicy,
+    is_api_answer,
+    proves_nothing_queued,
+    run_async,
+    run_sync,
+)
+from airflow_provider_luma.models import Generation, GenerationRequest, is_generation_id
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
 
+    import httpx
     from airflow.sdk import Connection
 
 _GENERATIONS = "/generations"
-#: Labels and help for the connection extras, shared by the form widgets and ``conn_fields``.
-_EXTRA_FIELDS: dict[str, tuple[str, str]] = {
-    "timeout": ("Read timeout (s)", "Seconds to wait for the API to answer a request."),
-    "connect_timeout": ("Connect timeout (s)", "Seconds to wait for a connection to open."),
-    "max_retries": ("Max retries", "Retries of a transient failure (POSTs only when nothing was queued)."),
-    "max_rate_limit_wait": (
-        "Max rate-limit wait (s)",
-        "Total seconds one call may wait on 429 Retry-After before failing with a rate-limit error.",
-    ),
-}
-
-
-@dataclass(frozen=True)
-class DownloadedOutput:
-    """
-    What :meth:`LumaHook.download_output` wrote.
-
-    :param content_type: the media type, from the storage's ``Content-Type`` (or the URL's suffix).
-    :param size: bytes written.
-    :param sha256: hex digest of the bytes written, computed while streaming.
-    :param generation: the generation read to get the URL (its ``summary()`` is safe to log).
-    """
-
-    content_type: str
-    size: int
-    sha256: str
-    generation: Generation
+#: What a caller-supplied ``X-Request-Id`` may hold: printable ASCII, no spaces (header-safe), bounded.
+_REQUEST_ID = re.compile(r"[!-~]{1,200}")
+#: The API's own answer to a GET of a generation that does not exist.
+_NOT_FOUND_DETAIL = "Generation not found"
 
 
 class LumaHook(BaseHook):
@@ -90,6 +74,8 @@ class LumaHook(BaseHook):
     :param luma_conn_id: the Airflow connection to use.
     :param sleep: how the synchronous retry loop waits (``time.sleep``; tests inject a recorder).
     :param async_sleep: how the asynchronous retry loop waits (``asyncio.sleep``).
+    :param clock: epoch seconds, compared with a call's ``deadline`` (``time.time``; tests inject one
+        that the recorded sleeps move).
     """
 
     conn_name_attr = "luma_conn_id"
@@ -103,12 +89,14 @@ class LumaHook(BaseHook):
         *,
         sleep: Callable[[float], object] | None = None,
         async_sleep: Callable[[float], Awaitable[object]] | None = None,
+        clock: Callable[[], float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.luma_conn_id = luma_conn_id
         self._sleep = time.sleep if sleep is None else sleep
         self._async_sleep = asyncio.sleep if async_sleep is None else async_sleep
+        self._clock = time.time if clock is None else clock
         self._settings: LumaSettings | None = None
         self._client: httpx.Client | None = None
         self._download_client: httpx.Client | None = None
@@ -120,46 +108,17 @@ class LumaHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hide the fields the API does not use; name the others for what they hold."""
-        return {
-            "hidden_fields": ["schema", "login", "port"],
-            "relabeling": {"password": "API key", "host": "Base URL"},
-            "placeholders": {"host": DEFAULT_BASE_URL, "password": "luma-api-..."},
-        }
+        return _form.ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """The extras as form fields (Airflow < 3.2; later ones read ``conn_fields()`` via provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import IntegerField, StringField
-        from wtforms.validators import NumberRange, Optional
-
-        widgets: dict[str, Any] = {}
-        for name, (label, description) in _EXTRA_FIELDS.items():
-            field_class = IntegerField if EXTRAS[name][0] is int else StringField
-            widgets[name] = field_class(
-                lazy_gettext(label),
-                description=description,
-                validators=[Optional(), NumberRange(min=0)] if field_class is IntegerField else [Optional()],
-                widget=BS3TextFieldWidget(),
-            )
-        return widgets
+        return _form.connection_form_widgets()
 
     @classmethod
     def conn_fields(cls) -> dict[str, Any]:
         """The extras in the declarative ``conn-fields`` form of provider info (Airflow >= 3.2)."""
-        return {
-            name: {
-                "label": label,
-                "description": description,
-                "schema": {
-                    "type": ["integer" if EXTRAS[name][0] is int else "number", "null"],
-                    "minimum": 0,
-                    "default": EXTRAS[name][1],
-                },
-            }
-            for name, (label, description) in _EXTRA_FIELDS.items()
-        }
+        return _form.conn_fields()
 
     # ----------------------------------------------------------------------------- settings
 
@@ -179,7 +138,7 @@ class LumaHook(BaseHook):
         return self._settings
 
     async def _aget_settings(self) -> LumaSettings:
-        # The synchronous lookup would block the triggerer's event loop.
+        # The synchronous lookup (and the sync extras and masking) would block the triggerer's loop.
         if self._settings is None:
             conn: Connection | None = None
             try:
@@ -187,7 +146,7 @@ class LumaHook(BaseHook):
             except AirflowNotFoundException:
                 if not self._default_connection_may_be_missing():
                     raise
-            self._settings = settings_from_connection(conn, self.luma_conn_id)
+            self._settings = await asettings_from_connection(conn, self.luma_conn_id)
         return self._settings
 
     @property
@@ -263,6 +222,18 @@ class LumaHook(BaseHook):
         }
 
     @staticmethod
+    def _request_id(request_id: str | None) -> str:
+        """The id to send: the caller's (checked header-safe before anything is sent), else a uuid4."""
+        if request_id is None:
+            return str(uuid.uuid4())
+        if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+            shown = repr(request_id)[:80]
+            raise LumaRequestValidationError(
+                "request_id", f"must be 1-200 printable ASCII characters without spaces (got {shown})"
+            )
+        return request_id
+
+    @staticmethod
     def _generation_path(generation_id: str) -> str:
         if not is_generation_id(generation_id):
             raise LumaRequestValidationError(
@@ -276,62 +247,144 @@ class LumaHook(BaseHook):
             raise TypeError(f"expected a GenerationRequest, got {type(request).__name__}")
         return request.to_json()
 
-    def _send(
-        self, method: str, path: str, body: dict[str, Any] | None = None, policy: RetryPolicy | None = None
-    ) -> Generation:
+    @staticmethod
+    def _within(request: httpx.Request, settings: LumaSettings, budget: float | None) -> httpx.Request:
+        """``request`` with its timeouts cut to ``budget`` (the time left before a deadline), if any."""
+        if budget is not None:
+            request.extensions["timeout"] = settings.client.timeouts_within(budget).as_dict()
+        return request
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+        request_id: str | None = None,
+        deadline: float | None = None,
+    ) -> tuple[httpx.Response, str]:
+        """The answer the retry policy accepted, and the request id it was sent with."""
+        request_id = self._request_id(request_id)
         settings = self._get_settings()
         client = self.get_conn()
-        request_id = str(uuid.uuid4())
         request = client.build_request(**self._request_args(settings, method, path, body, request_id))
-        state = (policy or settings.policy).start(method, path, request_id, self.log)
-        response = run_sync(lambda: client.send(request), state, self._sleep)
-        return _generation_from(response, request_id, method)
+        state = (policy or settings.policy).start(
+            method, path, request_id, self.log, deadline=deadline, clock=self._clock
+        )
+        response = run_sync(
+            lambda budget: client.send(self._within(request, settings, budget)), state, self._sleep
+        )
+        return response, request_id
 
-    async def _asend(self, method: str, path: str, body: dict[str, Any] | None = None) -> Generation:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+        deadline: float | None = None,
+    ) -> Generation:
+        response, sent_id = self._exchange(method, path, body, request_id=request_id, deadline=deadline)
+        return _generation_from(response, sent_id, method)
+
+    async def _asend(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+        deadline: float | None = None,
+    ) -> Generation:
+        request_id = self._request_id(request_id)
         client = await self._aclient()
         settings = await self._aget_settings()
-        request_id = str(uuid.uuid4())
         request = client.build_request(**self._request_args(settings, method, path, body, request_id))
-        state = settings.policy.start(method, path, request_id, self.log)
-        response = await run_async(lambda: client.send(request), state, self._async_sleep)
+        state = settings.policy.start(
+            method, path, request_id, self.log, deadline=deadline, clock=self._clock
+        )
+        response = await run_async(
+            lambda budget: client.send(self._within(request, settings, budget)), state, self._async_sleep
+        )
         return _generation_from(response, request_id, method)
 
     # -------------------------------------------------------------------------------- the API
 
-    def create_generation(self, request: GenerationRequest) -> Generation:
-        """Submit a generation (``POST /generations``); never repeated when its answer is lost."""
-        return self._send("POST", _GENERATIONS, self._check_request(request))
+    def create_generation(self, request: GenerationRequest, *, request_id: str | None = None) -> Generation:
+        """
+        Submit a generation (``POST /generations``); never repeated when its answer is lost.
 
-    def get_generation(self, generation_id: str) -> Generation:
-        """Read a generation (``GET /generations/{id}``), retrying transient faults."""
-        return self._send("GET", self._generation_path(generation_id))
+        :param request: the validated request.
+        :param request_id: the ``X-Request-Id`` to send (printable ASCII without spaces, at most 200
+            characters), so a caller can record it *before* the POST and find the submission again;
+            a uuid4 by default. The returned generation's ``request_id``, and that of a
+            :class:`LumaSubmissionUnknownError`, is this id.
+        """
+        return self._send("POST", _GENERATIONS, self._check_request(request), request_id=request_id)
 
-    async def acreate_generation(self, request: GenerationRequest) -> Generation:
+    def get_generation(self, generation_id: str, *, deadline: float | None = None) -> Generation:
+        """
+        Read a generation (``GET /generations/{id}``), retrying transient faults.
+
+        :param generation_id: the generation's UUID.
+        :param deadline: epoch seconds (``time.time()``) past which no attempt or retry wait runs: each
+            attempt's timeouts are cut to the time left, and a call out of time raises a retryable
+            :class:`LumaTransportError` ("the deadline passed after N attempt(s)"). A call made at or
+            after the deadline still takes one look, of at most a second.
+        """
+        return self._send("GET", self._generation_path(generation_id), deadline=deadline)
+
+    async def acreate_generation(
+        self, request: GenerationRequest, *, request_id: str | None = None
+    ) -> Generation:
         """The asynchronous :meth:`create_generation`."""
-        return await self._asend("POST", _GENERATIONS, self._check_request(request))
+        return await self._asend("POST", _GENERATIONS, self._check_request(request), request_id=request_id)
 
-    async def aget_generation(self, generation_id: str) -> Generation:
-        """The asynchronous :meth:`get_generation`: async connection lookup, shared pooled client."""
-        return await self._asend("GET", self._generation_path(generation_id))
+    async def aget_generation(self, generation_id: str, *, deadline: float | None = None) -> Generation:
+        """
+        The asynchronous :meth:`get_generation`: async connection lookup, shared pooled client.
+
+        With a ``deadline`` each attempt is also bounded as a whole (``asyncio.wait_for``), since httpx
+        times each read, and a server trickling bytes could otherwise hold the triggerer's wait.
+        """
+        return await self._asend("GET", self._generation_path(generation_id), deadline=deadline)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key and the base URL with one GET of a random id: a 404 proves the key works."""
+        """
+        Check the key and the base URL with one GET of a random id.
+
+        Only the API's own 404 (``X-API-Version`` and the detail "Generation not found") proves both:
+        any other web server at a wrong base URL answers 404 too.
+        """
         try:
             settings = self._get_settings()
-            self._send(
+            response, request_id = self._exchange(
                 "GET",
                 self._generation_path(str(uuid.uuid4())),
                 policy=replace(settings.policy, max_retries=0),
             )
-        except LumaNotFoundError:
-            return True, "Connection successful: the API accepted the key."
+            if response.status_code == 404:
+                detail = _detail(response)
+                if detail == _NOT_FOUND_DETAIL and is_api_answer(response):
+                    return True, "Connection successful: the API accepted the key."
+                return False, (
+                    f"The base URL {settings.client.base_url} does not look like the Luma API: it "
+                    f"answered 404 ({detail[:100]}) without the API's X-API-Version header and "
+                    f"'{_NOT_FOUND_DETAIL}' detail. Check the connection's host."
+                )
+            _generation_from(response, request_id, "GET")
         except LumaAuthenticationError as error:
             return False, f"The API refused the key: {error.detail} (request id {error.request_id})."
         except LumaTransportError as error:
             return False, f"Cannot reach the API at {self.base_url}: {error}"
         except LumaError as error:
             return False, str(error)
-        return True, "Connection successful."
+        return False, (
+            f"The base URL {settings.client.base_url} does not look like the Luma API: it answered "
+            f"{response.status_code} for a generation that cannot exist."
+        )
 
     # ---------------------------------------------------------------------------- downloads
 
@@ -351,91 +404,21 @@ class LumaHook(BaseHook):
         :param destination: a binary file-like object, written in order.
         :param index: which output (uni-1 returns one).
         """
-        generation, response = self._open_output(generation_id, index)
-        try:
-            size, digest = _stream_into(response, destination, generation_id)
-        finally:
-            response.close()
-        return DownloadedOutput(
-            content_type=_content_type(response), size=size, sha256=digest, generation=generation
+        generation, response = open_output(
+            self.get_generation, self._request_output, generation_id, index, self.log
         )
-
-    def _open_output(self, generation_id: str, index: int) -> tuple[Generation, httpx.Response]:
-        """A fresh URL's response, headers read and body not yet; one refresh when the URL was refused."""
-        generation = self.get_generation(generation_id)
-        response = self._request_output(generation, index)
-        if response.status_code == 403:
-            # Nothing was written yet (a 403 comes before any body), so a fresh URL may be tried.
-            response.close()
-            self.log.info(
-                "Output URL of generation %s was refused (403): fetching a fresh one", generation_id
-            )
-            generation = self.get_generation(generation_id)
-            response = self._request_output(generation, index)
-        if response.status_code != 200:
-            response.close()
-            raise LumaOutputDownloadError(
-                response.status_code,
-                f"the storage refused output {index} of generation {generation_id}",
-                response.headers.get("x-amz-request-id") or response.headers.get("x-request-id"),
-            )
-        return generation, response
+        return write_output(generation, response, destination)
 
     def _request_output(self, generation: Generation, index: int) -> httpx.Response:
-        url = _output_url(generation, index)
+        url = output_url(generation, index)
         if self._download_client is None:
             self._download_client = self._get_settings().client.download_client()
         client = self._download_client
         request = client.build_request("GET", url)
         # The label stands in for the URL, whose query string is a credential.
         label = f"{_GENERATIONS}/{generation.id} output[{index}]"
-        state = self._get_settings().policy.start("GET", label, "(storage)", self.log)
-        return run_sync(lambda: client.send(request, stream=True), state, self._sleep)
-
-
-def _output_url(generation: Generation, index: int) -> str:
-    if generation.state is not GenerationState.COMPLETED:
-        raise LumaOutputNotAvailableError(
-            generation.id, generation.state.value, generation.failure_code, "the generation is not completed"
-        )
-    if not 0 <= index < len(generation.output):
-        raise LumaOutputNotAvailableError(
-            generation.id,
-            generation.state.value,
-            generation.failure_code,
-            f"output index {index} is out of range ({len(generation.output)} output(s))",
-        )
-    return generation.output[index].url
-
-
-def _stream_into(response: httpx.Response, destination: IO[bytes], generation_id: str) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        # Chunks as they arrive off the socket (tens of kB): no re-buffering into larger blocks.
-        for chunk in response.iter_bytes():
-            digest.update(chunk)
-            destination.write(chunk)
-            size += len(chunk)
-    except httpx.TransportError as error:
-        raise LumaTransportError(
-            f"The download of generation {generation_id}'s output broke after {size} bytes: "
-            f"{type(error).__name__}"
-        ) from error
-    return size, digest.hexdigest()
-
-
-def _content_type(response: httpx.Response) -> str:
-    header = response.headers.get("content-type", "").split(";", 1)[0].strip()
-    if header and header != "application/octet-stream":
-        return header
-    guessed, _ = mimetypes.guess_type(response.url.path)
-    return guessed or header or "application/octet-stream"
-
-
-#: Anything in an error body that could be a credential: a query string (a presigned URL's
-#: signature) or something shaped like a Luma API key.
-_SECRET_LOOKING = re.compile(r"\?[^\s\"']*|luma-api-[A-Za-z0-9_-]+")
+        state = self._get_settings().policy.start("GET", label, "(storage)", self.log, clock=self._clock)
+        return run_sync(lambda budget: client.send(request, stream=True), state, self._sleep)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -450,7 +433,7 @@ def _detail(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         text = response.text[:200] or response.reason_phrase or f"HTTP {response.status_code}"
-        return _SECRET_LOOKING.sub("<redacted>", text)
+        return redact_secrets(text)
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, str):
         return detail
@@ -459,30 +442,29 @@ def _detail(response: httpx.Response) -> str:
             {key: item[key] for key in ("loc", "msg") if key in item} if isinstance(item, dict) else item
             for item in detail
         ]
-    return _SECRET_LOOKING.sub("<redacted>", json.dumps(detail if detail is not None else body)[:500])
+    return redact_secrets(json.dumps(detail if detail is not None else body)[:500])
 
 
 def _generation_from(response: httpx.Response, request_id: str, method: str) -> Generation:
     """
     The one place an API answer becomes a :class:`Generation` or an exception.
 
-    A POST that succeeded but whose body cannot be read has created a generation we cannot name:
-    that is a lost answer, reported like any other submission of unknown fate.
+    A POST error that would invite a retry (429, 5xx) but does not prove nothing was queued (a 500,
+    a gateway's 504, a proxy's 502/503 page: :func:`._retry.proves_nothing_queued`) leaves the
+    generation possibly created, so a task retry must not submit again: its fate is unknown. A POST
+    that succeeded but whose body cannot be read has created a generation we cannot name: that is a
+    lost answer too. A POST's generation carries the request id it was sent with (the API echoes
+    it), so the submission can be told from the GETs that follow.
     """
     answered_id = response.headers.get("x-request-id") or request_id
     if not response.is_success:
         error = api_error_from_response(
             response.status_code, _detail(response), answered_id, response.headers
         )
-        if (
-            method == "POST"
-            and response.status_code >= 500
-            and not is_retryable_status("POST", response.status_code)
-        ):
-            # Only 502 and 503 are documented as "nothing was queued"; after a 500 or a gateway's
-            # 504/52x the generation may exist, so a task retry must not submit again.
+        if method == "POST" and error.retryable and not proves_nothing_queued(response):
+            origin = "" if is_api_answer(response) else " from something in front of the API"
             raise LumaSubmissionUnknownError(
-                request_id, f"HTTP {response.status_code}: {error.detail}"
+                request_id, f"HTTP {response.status_code}{origin}: {error.detail}"
             ) from error
         raise error
     try:
@@ -496,7 +478,7 @@ def _generation_from(response: httpx.Response, request_id: str, method: str) -> 
             raise LumaUnexpectedResponseError(
                 response.status_code, "the body is not a JSON object", answered_id
             )
-        return Generation.from_json(body, answered_id)
+        return Generation.from_json(body, request_id if method == "POST" else answered_id)
     except LumaUnexpectedResponseError as error:
         if method == "POST":
             raise LumaSubmissionUnknownError(

@@ -1,4 +1,4 @@
-"""Fixtures for the hook's unit tests: a connection to a fake base URL and a sleep recorder."""
+"""Fixtures for the hook's unit tests: a connection to a fake base URL, a sleep recorder, a clock."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 if TYPE_CHECKING:
@@ -14,16 +15,45 @@ if TYPE_CHECKING:
 BASE_URL = "https://luma.test/v1"
 API_KEY = "luma-api-unit-test-key"
 OUTPUT_URL = "https://storage.test/generations/out.png?X-Amz-Expires=3600&X-Amz-Signature=s3cr3t"
+#: The header the API stamps on every /v1 response (and a proxy's own error page lacks).
+API_HEADERS = {"X-API-Version": "2026-04-01"}
+
+
+class FakeClock:
+    """Epoch seconds that move only when a recorded sleep (or the test) moves them."""
+
+    def __init__(self, now: float = 1_775_649_600.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class Sleeps(list):
-    """Records the waits a retry loop asked for, sync or async, without waiting."""
+    """Records the waits a retry loop asked for, sync or async, without waiting (moving ``clock``)."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        super().__init__()
+        self.clock = clock
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+        if self.clock is not None:
+            self.clock.now += seconds
 
     async def asleep(self, seconds: float) -> None:
-        self.append(seconds)
+        self(seconds)
+
+
+def api_error(status: int, detail: Any, **headers: str) -> httpx.Response:
+    """An error answer as the API itself sends it: a JSON ``detail`` and ``X-API-Version``."""
+    return httpx.Response(status, headers={**API_HEADERS, **headers}, json={"detail": detail})
+
+
+def proxy_page(status: int) -> httpx.Response:
+    """A load balancer's own error page: HTML, no ``X-API-Version``."""
+    html = f"<html><head><title>{status}</title></head><body><h1>{status}</h1><hr>nginx</body></html>"
+    return httpx.Response(status, headers={"Content-Type": "text/html"}, text=html)
 
 
 def generation_body(

@@ -36,7 +36,7 @@ from airflow_provider_luma.hooks._connection import base_url_from_host
 from airflow_provider_luma.hooks._logging import install_httpx_log_redaction, redact_url
 from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import GenerationRequest
-from tests.hooks.conftest import API_KEY, BASE_URL, OUTPUT_URL, Sleeps, generation_body
+from tests.hooks.conftest import API_KEY, BASE_URL, OUTPUT_URL, Sleeps, api_error, generation_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -230,7 +230,9 @@ def test_post_body_is_the_request_json(hook: LumaHook, router: Any) -> None:
 
     assert json.loads(route.calls.last.request.content) == request.to_json()
     assert route.calls.last.request.headers["Content-Type"] == "application/json"
-    assert generation.request_id == "srv-42" and generation.id == GEN_ID
+    # The submission's id is the one sent (the API echoes it), whatever the answer's header says.
+    assert generation.request_id == route.calls.last.request.headers["X-Request-Id"]
+    assert generation.id == GEN_ID
 
 
 def test_a_bad_request_fails_before_any_http_call(hook: LumaHook) -> None:
@@ -319,9 +321,7 @@ def test_error_bodies_that_echo_the_request_lose_signatures_and_keys(hook: LumaH
         assert "invalid URL" in str(caught.value) or "upstream said no" in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "body", [b"{not json", b"[]", b'{"state": "queued"}', b'{"id": "x", "state": "dreaming"}']
-)
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"state": "queued"}', b'{"id": "x", "state": 7}'])
 def test_an_unreadable_body_is_an_unexpected_response(hook: LumaHook, router: Any, body: bytes) -> None:
     get_route(router, httpx.Response(200, content=body, headers={"X-Request-Id": "srv-9"}))
     with pytest.raises(LumaUnexpectedResponseError) as caught:
@@ -334,10 +334,40 @@ def test_an_unreadable_body_is_an_unexpected_response(hook: LumaHook, router: An
 
 def test_test_connection_404_means_the_key_works(hook: LumaHook, router: Any) -> None:
     route = router.get(url__startswith=f"{BASE_URL}/generations/").mock(
-        return_value=httpx.Response(404, json={"detail": "Generation not found"})
+        return_value=api_error(404, "Generation not found")
     )
     assert hook.test_connection() == (True, "Connection successful: the API accepted the key.")
     assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(404, text="<html><h1>404 Not Found</h1></html>"),
+        # The API's words without its header, and its header with another detail (a routing 404).
+        httpx.Response(404, json={"detail": "Generation not found"}),
+        api_error(404, "Not Found"),
+    ],
+    ids=["html", "no-header", "other-detail"],
+)
+def test_test_connection_any_other_404_says_the_base_url_is_wrong(
+    hook: LumaHook, router: Any, answer: httpx.Response
+) -> None:
+    router.get(url__startswith=f"{BASE_URL}/generations/").mock(return_value=answer)
+
+    ok, message = hook.test_connection()
+
+    assert not ok and f"The base URL {BASE_URL} does not look like the Luma API" in message
+
+
+def test_test_connection_a_200_for_a_random_id_is_not_the_api(hook: LumaHook, router: Any) -> None:
+    router.get(url__startswith=f"{BASE_URL}/generations/").mock(
+        return_value=httpx.Response(200, json=generation_body(GEN_ID))
+    )
+
+    ok, message = hook.test_connection()
+
+    assert not ok and "does not look like the Luma API" in message
 
 
 def test_test_connection_401_says_the_key_is_refused(hook: LumaHook, router: Any) -> None:

@@ -255,3 +255,57 @@ def test_test_connection_with_a_wrong_key(luma_emulator: Any, monkeypatch: pytes
     ok, message = LumaHook().test_connection()
 
     assert not ok and "refused the key" in message
+
+
+def test_test_connection_at_a_base_url_that_is_not_the_api(
+    luma_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The emulator's root, without /v1: a web server that answers 404, but not the API's 404.
+    connection = json.loads(luma_emulator.connection_json())
+    connection["host"] = luma_emulator.root_url
+    monkeypatch.setenv("AIRFLOW_CONN_LUMA_DEFAULT", json.dumps(connection))
+
+    ok, message = LumaHook().test_connection()
+
+    assert not ok and "does not look like the Luma API" in message and luma_emulator.root_url in message
+
+
+# ------------------------------------------------------------------------------------- cookies
+
+
+def test_a_cookie_set_for_one_key_is_never_sent_with_another(
+    luma_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both connections share one pooled async client (same base URL): a stored cookie would carry
+    # the first key's session into the second key's requests.
+    other_key = "luma-api-second-client"
+    luma_emulator.add_api_key(other_key)
+    connection = json.loads(luma_emulator.connection_json())
+    monkeypatch.setenv("AIRFLOW_CONN_LUMA_A", json.dumps(connection))
+    monkeypatch.setenv("AIRFLOW_CONN_LUMA_B", json.dumps({**connection, "password": other_key}))
+    cookie = {"Set-Cookie": "session=for-key-a; Path=/"}
+
+    async def both() -> None:
+        async with LumaHook("luma_a") as first, LumaHook("luma_b") as second:
+            created = await first.acreate_generation(REQUEST)
+            luma_emulator.add_fault(Fault(method="GET", kind="slow", headers=cookie))
+            await first.aget_generation(created.id)
+            assert await first._aclient() is await second._aclient()
+            await second.aget_generation(created.id)
+            await first.aget_generation(created.id)
+
+    asyncio.run(both())
+
+    assert luma_emulator.stats.requests["GET /v1/generations/{id}"] == 3
+    assert luma_emulator.stats.requests_with_cookie == 0
+
+
+def test_the_sync_clients_keep_no_cookies_either(hook: LumaHook, luma_emulator: Any) -> None:
+    created = completed_generation(hook)
+    luma_emulator.add_fault(Fault(method="GET", kind="slow", headers={"Set-Cookie": "lb=1; Path=/"}))
+    luma_emulator.add_fault(Fault(method="OUTPUT", kind="slow", headers={"Set-Cookie": "s3=1; Path=/"}))
+
+    hook.download_output(created.id, io.BytesIO())
+    hook.download_output(created.id, io.BytesIO())
+
+    assert luma_emulator.stats.requests[OUTPUT] == 2 and luma_emulator.stats.requests_with_cookie == 0

@@ -8,6 +8,7 @@ the same table. Sleeps are recorded, never taken.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,7 +25,7 @@ from airflow_provider_luma.exceptions import (
 from airflow_provider_luma.hooks._retry import RetryPolicy, is_retryable_status
 from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import GenerationRequest, GenerationState
-from tests.hooks.conftest import BASE_URL, Sleeps, generation_body
+from tests.hooks.conftest import BASE_URL, Sleeps, api_error, generation_body, proxy_page
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -185,14 +186,15 @@ async def test_get_does_not_retry_client_errors(api: Api, router: Any, status: i
 @pytest.mark.parametrize(
     "first",
     [
-        httpx.Response(429, headers={"Retry-After": "2"}, json={"detail": "Rate limit exceeded"}),
-        httpx.Response(502, json={"detail": "Upstream service unavailable"}),
-        httpx.Response(503, json={"detail": "Image URL ingestion unavailable"}),
+        api_error(429, "Rate limit exceeded", **{"Retry-After": "2"}),
+        api_error(429, "Too many requests", **{"Retry-After": "1"}),
+        api_error(502, "Upstream service unavailable"),
+        api_error(503, "Image URL ingestion unavailable"),
         httpx.ConnectError("refused"),
         httpx.ConnectTimeout("slow connect"),
         httpx.PoolTimeout("no free connection"),
     ],
-    ids=["429", "502", "503", "ConnectError", "ConnectTimeout", "PoolTimeout"],
+    ids=["429", "429-abuse", "502", "503", "ConnectError", "ConnectTimeout", "PoolTimeout"],
 )
 async def test_post_is_retried_only_when_nothing_was_queued(api: Api, router: Any, first: Any) -> None:
     route = router.post("/generations").mock(side_effect=[first, created()])
@@ -203,6 +205,74 @@ async def test_post_is_retried_only_when_nothing_was_queued(api: Api, router: An
     assert route.call_count == 2
     first_id, second_id = sent_request_ids(route)
     assert first_id == second_id
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        proxy_page(502),
+        proxy_page(503),
+        # The API's JSON shape without its header, and its header on a gateway's page: neither is the
+        # API's own answer.
+        httpx.Response(502, json={"detail": "Upstream service unavailable"}),
+        httpx.Response(503, headers={"X-API-Version": "2026-04-01"}, text="<html>503</html>"),
+        httpx.Response(503, headers={"X-API-Version": "2026-04-01"}, json={"error": "unavailable"}),
+        # A CDN's own rate limiter: Retry-After, but no X-API-Version.
+        httpx.Response(429, headers={"Retry-After": "1"}, text="Too Many Requests"),
+    ],
+    ids=["proxy-502", "proxy-503", "json-no-header", "header-html", "header-no-detail", "proxy-429"],
+)
+async def test_post_refused_by_something_in_front_of_the_api_is_of_unknown_fate(
+    api: Api, router: Any, answer: httpx.Response
+) -> None:
+    # A load balancer's page may come after the origin accepted the job: a second POST could pay twice.
+    route = router.post("/generations").mock(side_effect=[answer, created()])
+
+    with pytest.raises(LumaSubmissionUnknownError, match=f"HTTP {answer.status_code}") as caught:
+        await api.create()
+
+    assert route.call_count == 1 and api.sleeps == []
+    assert caught.value.request_id == sent_request_ids(route)[0]
+
+
+async def test_get_retries_a_proxy_page_like_any_5xx(api: Api, router: Any) -> None:
+    route = router.get(f"/generations/{GEN_ID}").mock(side_effect=[proxy_page(502), ok_get()])
+
+    await api.get()
+
+    assert route.call_count == 2 and len(api.sleeps) == 1 and api.sleeps[0] <= 0.5
+
+
+@pytest.mark.parametrize(("low", "expected"), [(0.0, 5.0), (0.999999, 10.0)])
+async def test_post_waits_five_to_ten_seconds_before_repeating_an_api_502(
+    api: Api, router: Any, low: float, expected: float
+) -> None:
+    # Luma's docs: retry a 502 "after 5-10 s"; the jitter spreads the wait over that range.
+    api.hook._settings = replace(api.hook._get_settings(), policy=RetryPolicy(random=lambda: low))
+    router.post("/generations").mock(side_effect=[api_error(502, "Upstream service unavailable"), created()])
+
+    await api.create()
+
+    assert api.sleeps == [pytest.approx(expected)]
+
+
+async def test_post_502_with_retry_after_waits_what_the_server_says(api: Api, router: Any) -> None:
+    answer = api_error(502, "Upstream service unavailable", **{"Retry-After": "2"})
+    router.post("/generations").mock(side_effect=[answer, created()])
+
+    await api.create()
+
+    assert len(api.sleeps) == 1 and 2 <= api.sleeps[0] <= 2.2
+
+
+async def test_post_503_keeps_the_short_backoff(api: Api, router: Any) -> None:
+    router.post("/generations").mock(
+        side_effect=[api_error(503, "Image URL ingestion unavailable"), created()]
+    )
+
+    await api.create()
+
+    assert len(api.sleeps) == 1 and 0.25 <= api.sleeps[0] <= 0.5
 
 
 @pytest.mark.parametrize(
@@ -230,10 +300,7 @@ async def test_post_with_unknown_fate_is_never_sent_twice(api: Api, router: Any,
 @pytest.mark.parametrize("status", [500, 504])
 async def test_post_server_error_of_unknown_effect_is_not_retried(api: Api, router: Any, status: int) -> None:
     route = router.post("/generations").mock(
-        side_effect=[
-            httpx.Response(status, headers={"X-Request-Id": "srv-1"}, json={"detail": "oops"}),
-            created(),
-        ]
+        side_effect=[api_error(status, "oops", **{"X-Request-Id": "srv-1"}), created()]
     )
 
     # The generation may exist: a task retry must not submit again, so the fate is "unknown".
@@ -251,7 +318,7 @@ async def test_post_server_error_of_unknown_effect_is_not_retried(api: Api, rout
 
 
 def concurrency_429() -> httpx.Response:
-    return httpx.Response(429, headers={"Retry-After": "60"}, json={"detail": "Too many concurrent jobs"})
+    return api_error(429, "Too many concurrent jobs", **{"Retry-After": "60"})
 
 
 async def test_concurrency_429_waits_within_the_maximum(api: Api, router: Any) -> None:
@@ -293,7 +360,7 @@ async def test_rpm_429_without_retry_after_uses_x_ratelimit_reset(api: Api, rout
     reset = str(int(time.time()) + 5)
     route = router.post("/generations").mock(
         side_effect=[
-            httpx.Response(429, headers={"X-RateLimit-Reset": reset}, json={"detail": "Rate limit exceeded"}),
+            api_error(429, "Rate limit exceeded", **{"X-RateLimit-Reset": reset}),
             created(),
         ]
     )
