@@ -18,7 +18,7 @@ from airflow_provider_luma import polling
 from airflow_provider_luma.models import Generation, GenerationOutput, GenerationRequest, GenerationState
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 START = 1_800_000_000.0
 GEN_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
@@ -66,6 +66,16 @@ class FakeClock:
 
     async def asleep(self, seconds: float) -> None:
         self.sleep(seconds)
+
+
+@pytest.fixture
+def no_blocking_calls() -> Iterator[None]:
+    """Any blocking call made on an event loop from the product's code raises ``BlockingError``."""
+    from blockbuster import blockbuster_ctx
+
+    # The emulator serves from its own loop in this process: it stands for Luma, not for our code.
+    with blockbuster_ctx("airflow_provider_luma", excluded_modules=["airflow_provider_luma.testing"]):
+        yield
 
 
 @pytest.fixture

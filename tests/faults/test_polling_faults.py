@@ -22,8 +22,6 @@ from airflow_provider_luma.testing import Fault
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from airflow_provider_luma.testing import LumaEmulator
 
 pytestmark = [
@@ -36,16 +34,6 @@ POST = "POST /v1/generations"
 GET = "GET /v1/generations/{id}"
 #: How far past its deadline a wait may report: the last GET's own bound plus scheduling noise.
 DEADLINE_SLACK = 3.0
-
-
-@pytest.fixture
-def no_blocking_calls() -> Iterator[None]:
-    """Any blocking call made on an event loop from the product's code raises ``BlockingError``."""
-    from blockbuster import blockbuster_ctx
-
-    # The emulator serves from its own loop in this process: it stands for Luma, not for our code.
-    with blockbuster_ctx("airflow_provider_luma", excluded_modules=["airflow_provider_luma.testing"]):
-        yield
 
 
 def _submit(emulator: LumaEmulator, *, processing: bool = False) -> str:

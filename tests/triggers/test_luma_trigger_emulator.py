@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -11,7 +12,10 @@ from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import GenerationRequest
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 
-pytestmark = pytest.mark.usefixtures("luma_connection")
+pytestmark = [
+    pytest.mark.usefixtures("luma_connection", "no_blocking_calls"),
+    pytest.mark.filterwarnings("error::ResourceWarning"),
+]
 
 
 def _submit(prompt: str = "a lighthouse at dusk") -> str:
@@ -31,7 +35,7 @@ async def _events(trigger: LumaGenerationTrigger) -> list[dict[str, Any]]:
 
 
 async def test_completed_generation_gives_one_success_event(luma_emulator: Any) -> None:
-    generation_id = _submit()
+    generation_id = await asyncio.to_thread(_submit)
     events = await _events(_trigger(generation_id))
     assert [event["status"] for event in events] == ["success"]
     assert events[0]["generation"]["output_count"] == 1
@@ -41,7 +45,7 @@ async def test_completed_generation_gives_one_success_event(luma_emulator: Any) 
 
 async def test_failed_generation_gives_one_failed_event(luma_emulator: Any) -> None:
     luma_emulator.fail_next_generations("content_moderated", count=1)
-    events = await _events(_trigger(_submit()))
+    events = await _events(_trigger(await asyncio.to_thread(_submit)))
     assert [event["status"] for event in events] == ["failed"]
     assert events[0]["generation"]["failure_code"] == "content_moderated"
     assert events[0]["retryable"] is False
@@ -50,7 +54,7 @@ async def test_failed_generation_gives_one_failed_event(luma_emulator: Any) -> N
 async def test_dropped_gets_are_ridden_out(luma_emulator: Any) -> None:
     from airflow_provider_luma.testing import Fault
 
-    generation_id = _submit()
+    generation_id = await asyncio.to_thread(_submit)
     luma_emulator.add_fault(Fault(method="GET", kind="drop", times=2))
     events = await _events(_trigger(generation_id))
     assert [event["status"] for event in events] == ["success"]
@@ -63,7 +67,7 @@ async def test_unknown_generation_is_an_error_event(luma_emulator: Any) -> None:
 
 
 async def test_deadline_gives_a_timeout_after_a_final_check(luma_emulator: Any) -> None:
-    generation_id = _submit()
+    generation_id = await asyncio.to_thread(_submit)
     # A deadline already reached: one GET (the final check) finds the generation still queued.
     trigger = LumaGenerationTrigger(generation_id=generation_id, deadline=time.time(), first_poll_at=None)
     events = await _events(trigger)
