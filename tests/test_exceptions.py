@@ -114,6 +114,11 @@ def test_transport_error_is_retryable_and_keeps_the_request_id() -> None:
     assert LumaTransportError("no id").request_id is None
 
 
+def test_a_transport_fault_that_repeats_identically_is_not_retryable() -> None:
+    # A request HTTP forbids sending fails the same way on every try: no task retry can help.
+    assert not LumaTransportError("illegal header", request_id="r", retryable=False).retryable
+
+
 def test_generation_failed_error() -> None:
     error = LumaGenerationFailedError("g1", "generation_failed", "Generation failed", retryable=True)
     assert error.retryable and "g1" in str(error) and "generation_failed" in str(error)
