@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 _GENERATIONS = "/generations"
 #: What a caller-supplied ``X-Request-Id`` may hold: printable ASCII, no spaces (header-safe), bounded.
 _REQUEST_ID = re.compile(r"[!-~]{1,200}")
+#: An HTML tag, dropped from a gateway's error page before it is quoted.
+_TAG = re.compile(r"<[^>]*>")
 #: The API's own answer to a GET of a generation that does not exist.
 _NOT_FOUND_DETAIL = "Generation not found"
 
@@ -331,8 +333,9 @@ class LumaHook(BaseHook):
         :param generation_id: the generation's UUID.
         :param deadline: epoch seconds (``time.time()``) past which no attempt or retry wait runs: each
             attempt's timeouts are cut to the time left, and a call out of time raises a retryable
-            :class:`LumaTransportError` ("the deadline passed after N attempt(s)"). A call made at or
-            after the deadline still takes one look, of at most a second.
+            :class:`LumaTransportError` ("the deadline passed after N attempt(s)"). The first attempt
+            always gets at least a second (the last look a waiter takes at its deadline), so a call
+            made less than a second before its deadline may end up to a second after it.
         """
         return self._send("GET", self._generation_path(generation_id), deadline=deadline)
 
@@ -427,13 +430,17 @@ def _detail(response: httpx.Response) -> str:
 
     A string ``detail`` is the API's own sentence. Anything else (a framework's list of validation
     errors, a proxy's page) may echo the request back: only the error locations and messages are
-    kept, and whatever looks like a URL signature or a key is cut out.
+    kept, and whatever looks like a URL signature or a key is cut out. A gateway's HTML page is
+    reduced to its words on one line ("502 Bad Gateway ... nginx").
     """
     try:
         body = response.json()
     except ValueError:
-        text = response.text[:200] or response.reason_phrase or f"HTTP {response.status_code}"
-        return redact_secrets(text)
+        text = response.text[:2000]
+        if "html" in response.headers.get("content-type", ""):
+            text = _TAG.sub(" ", text)
+        text = " ".join(text.split())[:200]
+        return redact_secrets(text or response.reason_phrase or f"HTTP {response.status_code}")
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, str):
         return detail

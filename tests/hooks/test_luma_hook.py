@@ -613,3 +613,13 @@ def test_a_hook_moved_from_a_closed_loop_gets_a_new_client(luma_conn: Callable[.
     second = asyncio.run(moved._aclient())
 
     assert first is not second
+
+
+def test_a_gateways_html_page_is_quoted_as_one_line_of_words(hook: LumaHook, router: Any) -> None:
+    page = "<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body><h1>400 Bad Request</h1></body>"
+    get_route(router, httpx.Response(400, headers={"Content-Type": "text/html"}, text=page))
+
+    with pytest.raises(LumaInvalidRequestError) as caught:
+        hook.get_generation(GEN_ID)
+
+    assert caught.value.detail == "400 Bad Request 400 Bad Request"
