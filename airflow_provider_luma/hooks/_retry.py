@@ -246,7 +246,8 @@ class RetryState:
         Seconds to wait before trying again; raises the final error when the call must stop.
 
         Any ``httpx.RequestError`` comes here, not only transport errors: a body that cannot be
-        decoded is as much a lost answer as a dropped connection. The error's own message is redacted
+        decoded (or a success whose body is not JSON, :func:`raise_if_garbled`) is as much a lost
+        answer as a dropped connection. The error's own message is redacted
         before it is quoted: h11 quotes a refused header value, which may be the ``Authorization`` one.
         """
         cause = type(error).__name__
@@ -305,6 +306,24 @@ class RetryState:
         )
 
 
+def raise_if_garbled(response: httpx.Response) -> None:
+    """
+    Raise ``httpx.DecodingError`` for a success whose body was read but is not JSON.
+
+    Every API success is a JSON object; a body cut short on the way (or a captive portal's page
+    answered 200) is a damaged answer, so the policy treats it like any lost answer: a GET is asked
+    again, a POST's fate is unknown. A streamed body (an output download) is not read here.
+    """
+    if not response.is_success or not response.is_stream_consumed:
+        return
+    try:
+        response.json()
+    except ValueError:
+        raise httpx.DecodingError(
+            f"the {response.status_code} answer's body is not JSON", request=response.request
+        ) from None
+
+
 def run_sync(
     send: Callable[[float | None], httpx.Response],
     state: RetryState,
@@ -319,6 +338,7 @@ def run_sync(
         budget = state.before_attempt()
         try:
             response = send(budget)
+            raise_if_garbled(response)
         except httpx.RequestError as error:
             wait = state.after_error(error)
         except Exception as error:
@@ -348,6 +368,7 @@ async def run_async(
         budget = state.before_attempt()
         try:
             response = await _bounded(send(budget), budget)
+            raise_if_garbled(response)
         except httpx.RequestError as error:
             wait = state.after_error(error)
         except Exception as error:

@@ -321,12 +321,35 @@ def test_error_bodies_that_echo_the_request_lose_signatures_and_keys(hook: LumaH
         assert "invalid URL" in str(caught.value) or "upstream said no" in str(caught.value)
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"state": "queued"}', b'{"id": "x", "state": 7}'])
+@pytest.mark.parametrize("body", [b"[]", b'{"state": "queued"}', b'{"id": "x", "state": 7}'])
 def test_an_unreadable_body_is_an_unexpected_response(hook: LumaHook, router: Any, body: bytes) -> None:
     get_route(router, httpx.Response(200, content=body, headers={"X-Request-Id": "srv-9"}))
     with pytest.raises(LumaUnexpectedResponseError) as caught:
         hook.get_generation(GEN_ID)
     assert caught.value.request_id == "srv-9"
+
+
+def test_a_get_whose_body_is_not_json_is_asked_again(hook: LumaHook, router: Any, sleeps: Sleeps) -> None:
+    # A body cut short on the way is a lost answer, like a dropped connection: a GET can be repeated.
+    truncated = httpx.Response(200, content=b'{"id": "d290f1ee')
+    route = get_route(router, truncated, httpx.Response(200, json=generation_body(GEN_ID)))
+
+    assert hook.get_generation(GEN_ID).id == GEN_ID
+    assert route.call_count == 2 and len(sleeps) == 1
+
+
+def test_a_get_whose_body_is_never_json_ends_in_a_retryable_transport_error(
+    luma_conn: Callable[..., None], router: Any, sleeps: Sleeps
+) -> None:
+    luma_conn(max_retries=2)
+    route = router.get(f"{BASE_URL}/generations/{GEN_ID}").mock(
+        return_value=httpx.Response(200, text="<html>captive portal</html>")
+    )
+
+    with LumaHook(sleep=sleeps) as hook, pytest.raises(LumaTransportError, match="DecodingError") as caught:
+        hook.get_generation(GEN_ID)
+
+    assert caught.value.retryable and route.call_count == 3
 
 
 # ----------------------------------------------------------------------------- test_connection

@@ -17,7 +17,6 @@ from airflow_provider_luma.exceptions import (
     LumaRequestValidationError,
     LumaSubmissionUnknownError,
     LumaTransportError,
-    LumaUnexpectedResponseError,
 )
 from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import Generation, GenerationRequest, GenerationState
@@ -186,13 +185,12 @@ def test_a_dropped_get_is_retried(hook: LumaHook, luma_emulator: Any, sleeps: Sl
     assert len(sleeps) == 1
 
 
-def test_a_malformed_get_body_is_an_unexpected_response(hook: LumaHook, luma_emulator: Any) -> None:
+def test_a_malformed_get_body_is_asked_again(hook: LumaHook, luma_emulator: Any, sleeps: Sleeps) -> None:
     created = hook.create_generation(REQUEST)
     luma_emulator.add_fault(Fault(method="GET", kind="malformed"))
 
-    with pytest.raises(LumaUnexpectedResponseError) as caught:
-        hook.get_generation(created.id)
-    assert caught.value.request_id
+    assert hook.get_generation(created.id).id == created.id
+    assert luma_emulator.stats.requests["GET /v1/generations/{id}"] == 2 and len(sleeps) == 1
 
 
 # --------------------------------------------------------------------------------------- outputs
