@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import re
 import uuid
@@ -21,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_luma.exceptions import (
     LumaGenerationFailedError,
@@ -45,6 +47,19 @@ MAX_REFERENCES = 9
 MAX_REFERENCES_WITH_SOURCE = 8
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+#: Signatures of the image formats the API accepts (JPEG, PNG, WebP, GIF): (offset, bytes, MIME type).
+IMAGE_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
+    (0, b"\xff\xd8\xff", "image/jpeg"),
+    (0, b"GIF87a", "image/gif"),
+    (0, b"GIF89a", "image/gif"),
+    (8, b"WEBP", "image/webp"),
+)
+#: Base64 characters enough to decode the bytes every signature needs (16 decode to 12).
+_SIGNATURE_BASE64_CHARS = 16
+#: The most of a bad value an error message quotes: enough to recognise it, not a body.
+_QUOTED_CHARS = 40
+_URL_QUERY = re.compile(r"(://[^\s?#'\"]*)\?[^\s#'\"]*")
 
 #: Published pay-as-you-go prices in USD per image (2K output): (no input image, first input image).
 _BASE_PRICE_USD: dict[str, tuple[float, float]] = {"uni-1": (0.0404, 0.0434), "uni-1-max": (0.1000, 0.1030)}
@@ -54,6 +69,48 @@ _PRICE_PER_EXTRA_IMAGE_USD = 0.0030
 
 def _choices(values: Sequence[str]) -> str:
     return ", ".join(values)
+
+
+def _quoted(value: object) -> str:
+    """
+    A bad value as an error message may show it: a URL's query string (for a presigned URL, the
+    credential) removed, and cut to a few dozen characters (a base64 image is megabytes of text).
+    """
+    text = _URL_QUERY.sub(r"\1?<redacted>", value if isinstance(value, str) else repr(value))
+    if len(text) > _QUOTED_CHARS:
+        return f"{text[:_QUOTED_CHARS]!r}... ({len(text)} characters)"
+    return repr(text) if isinstance(value, str) else text
+
+
+def sniff_media_type(head: bytes) -> str | None:
+    """The image type the first bytes of a file announce, or None when they are no image the API takes."""
+    for offset, signature, media_type in IMAGE_SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            return media_type
+    return None
+
+
+def _url_problem(url: str) -> str | None:
+    """
+    Why the API would refuse to fetch ``url``, when that can be told without a network: its fetch
+    proxy takes ``https://`` only, and refuses hosts that are not public (SSRF protection).
+    """
+    if not url.startswith("https://"):
+        return "'url' must be an https:// URL"
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return "'url' is not a valid URL"
+    if not host:
+        return "'url' has no host"
+    refused = "'url' must name a public host: the API refuses loopback, private and link-local addresses"
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"{refused} (got {host!r})"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a DNS name: only the API can resolve it
+    return None if address.is_global else f"{refused} (got {host!r})"
 
 
 class GenerationState(str, Enum):
@@ -156,6 +213,12 @@ class ImageRef:
     field_name: str = field(default="image_ref", compare=False)
 
     def __post_init__(self) -> None:
+        for name in ("url", "data", "media_type", "generation_id", "file_id"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise LumaRequestValidationError(
+                    self.field_name, f"'{name}' must be a string (got {type(value).__name__})"
+                )
         fields = ("url", "data", "generation_id", "file_id")
         given = [name for name in fields if getattr(self, name) is not None]
         if len(given) != 1:
@@ -163,25 +226,38 @@ class ImageRef:
                 self.field_name,
                 f"provide exactly one of 'url', 'data', 'generation_id' or 'file_id' (got {given or 'none'})",
             )
-        if self.url is not None and not self.url.startswith("https://"):
-            raise LumaRequestValidationError(self.field_name, "'url' must be an https:// URL")
+        problem = None if self.url is None else _url_problem(self.url)
+        if problem is not None:
+            raise LumaRequestValidationError(self.field_name, problem)
         if self.data is not None:
-            if self.media_type not in MEDIA_TYPES:
-                raise LumaRequestValidationError(
-                    self.field_name,
-                    f"'media_type' is required with 'data' and must be one of: {_choices(MEDIA_TYPES)} "
-                    f"(got {self.media_type!r})",
-                )
-            if _decoded_length(self.data) > MAX_IMAGE_BYTES:
-                raise LumaRequestValidationError(
-                    self.field_name, f"image exceeds the 50 MB limit ({MAX_IMAGE_BYTES} bytes)"
-                )
-            if len(self.data) % 4 or not _BASE64.fullmatch(self.data):
-                raise LumaRequestValidationError(self.field_name, "'data' is not valid base64")
+            self._check_data(self.data)
         for name in ("generation_id", "file_id"):
             value = getattr(self, name)
             if value is not None and not is_generation_id(value):
-                raise LumaRequestValidationError(self.field_name, f"'{name}' must be a UUID (got {value!r})")
+                raise LumaRequestValidationError(
+                    self.field_name, f"'{name}' must be a UUID (got {_quoted(value)})"
+                )
+
+    def _check_data(self, data: str) -> None:
+        """An inline image: a media type, at most 50 MB decoded, base64, and an image's bytes."""
+        if self.media_type not in MEDIA_TYPES:
+            raise LumaRequestValidationError(
+                self.field_name,
+                f"'media_type' is required with 'data' and must be one of: {_choices(MEDIA_TYPES)} "
+                f"(got {_quoted(self.media_type)})",
+            )
+        if _decoded_length(data) > MAX_IMAGE_BYTES:
+            raise LumaRequestValidationError(
+                self.field_name, f"image exceeds the 50 MB limit ({MAX_IMAGE_BYTES} bytes)"
+            )
+        if len(data) % 4 or not _BASE64.fullmatch(data):
+            raise LumaRequestValidationError(self.field_name, "'data' is not valid base64")
+        # The API answers 422 "content-type is not an image" to anything else; the first bytes tell.
+        if sniff_media_type(base64.b64decode(data[:_SIGNATURE_BASE64_CHARS])) is None:
+            raise LumaRequestValidationError(
+                self.field_name,
+                "'data' is not a PNG, JPEG, WebP or GIF image (the only inputs the API takes)",
+            )
 
     @classmethod
     def from_value(cls, value: ImageRef | Mapping[str, Any] | str, field_name: str) -> ImageRef:
@@ -202,7 +278,7 @@ class ImageRef:
             raise LumaRequestValidationError(
                 field_name,
                 f"expected an https:// URL, a generation id (UUID), a storage path or a mapping with one of "
-                f"'url', 'data', 'generation_id', 'file_id' (got {value[:80]!r})",
+                f"'url', 'data', 'generation_id', 'file_id' (got {_quoted(value)})",
             )
         if isinstance(value, Mapping):
             unknown = set(value) - {"url", "data", "media_type", "generation_id", "file_id"}
@@ -291,7 +367,9 @@ class GenerationRequest:
         if self.output_format is not None:
             self._check_choice("output_format", self.output_format, OUTPUT_FORMATS)
         if not isinstance(self.web_search, bool):
-            raise LumaRequestValidationError("web_search", f"must be true or false (got {self.web_search!r})")
+            raise LumaRequestValidationError(
+                "web_search", f"must be true or false (got {_quoted(self.web_search)})"
+            )
         if self.type == "image_edit" and self.source is None:
             raise LumaRequestValidationError("source", "is required for type 'image_edit'")
         if self.type != "image_edit" and self.source is not None:
@@ -321,7 +399,9 @@ class GenerationRequest:
     @staticmethod
     def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
         if value not in choices:
-            raise LumaRequestValidationError(name, f"invalid value {value!r}; valid: {_choices(choices)}")
+            raise LumaRequestValidationError(
+                name, f"invalid value {_quoted(value)}; valid: {_choices(choices)}"
+            )
 
     @classmethod
     def build(

@@ -132,3 +132,126 @@ def task_context(task_id: str = "upload") -> dict[str, Any]:
     """The parts of an Airflow context the upload reads, for tests that call ``execute`` directly."""
     ti = SimpleNamespace(dag_id="unit", task_id=task_id, run_id="manual__1", map_index=-1, try_number=1)
     return {"ti": ti}
+
+
+# --- leak scanning: nothing secret or bulky in logs, XCom, trigger kwargs, templates, lineage --------
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+#: What a presigned URL's query string carries; any of these (case-insensitive) in text a user or a
+#: deployment can read is a leaked credential.
+PRESIGNED_MARKERS: tuple[str, ...] = ("x-amz-signature", "x-amz-credential", "signature=")
+#: A base64 run at least this long, taken from an input image, counts as the image leaking.
+BASE64_RUN = 64
+
+
+def find_leaks(
+    texts: Mapping[str, str],
+    *,
+    secrets: Iterable[str] = (),
+    base64_images: Iterable[str] = (),
+    markers: Iterable[str] = PRESIGNED_MARKERS,
+    min_run: int = BASE64_RUN,
+) -> list[str]:
+    """
+    Where a secret shows in ``texts`` (a name, such as a file or a DB row, to its text): an exact
+    ``secrets`` string, a presigned-URL marker, or a run of ``min_run`` characters of a base64 image.
+
+    Any such run holds one of the image's chunks of ``min_run // 2`` characters cut at multiples of
+    ``min_run // 2``; so the chunks are searched, and each hit is extended both ways to measure the
+    run (a chunk alone may be a header that every image of the same size shares).
+    """
+    secrets = [secret for secret in secrets if secret]
+    markers = [marker.lower() for marker in markers]
+    step = min_run // 2
+    chunks = [(image, start) for image in base64_images for start in range(0, len(image) - step + 1, step)]
+    found = []
+    for where, text in texts.items():
+        lowered = text.lower()
+        found += [f"{where}: secret {secret[:12]}..." for secret in secrets if secret in text]
+        found += [f"{where}: presigned URL marker {marker!r}" for marker in markers if marker in lowered]
+        runs = [_shared_run(image, start, step, text) for image, start in chunks]
+        longest = max(runs, default=0)
+        if longest >= min_run:
+            found.append(f"{where}: base64 image, a run of {longest} characters")
+    return found
+
+
+def _shared_run(image: str, start: int, length: int, text: str) -> int:
+    """The longest run of ``image`` around ``image[start:start + length]`` that ``text`` also holds."""
+    best = 0
+    at = text.find(image[start : start + length])
+    while at != -1:
+        left = 0
+        while left < min(start, at) and image[start - left - 1] == text[at - left - 1]:
+            left += 1
+        right = 0
+        end, text_end = start + length, at + length
+        while (
+            end + right < len(image)
+            and text_end + right < len(text)
+            and (image[end + right] == text[text_end + right])
+        ):
+            right += 1
+        best = max(best, left + length + right)
+        at = text.find(image[start : start + length], at + 1)
+    return best
+
+
+def assert_no_leaks(texts: Mapping[str, str], **kwargs: Any) -> None:
+    """Fail naming every place :func:`find_leaks` finds; ``kwargs`` are its keyword arguments."""
+    assert texts, "nothing was captured to scan"
+    leaks = find_leaks(texts, **kwargs)
+    assert not leaks, "\n".join(leaks)
+
+
+def text_files(root: Path, *, name_contains: str = "", suffixes: Iterable[str] = ()) -> dict[str, str]:
+    """The text of the files under ``root`` whose path contains ``name_contains`` (and ends in a suffix)."""
+    suffixes = tuple(suffixes)
+    return {
+        str(path): path.read_text(errors="replace")
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and name_contains in str(path) and (not suffixes or path.name.endswith(suffixes))
+    }
+
+
+def metadata_db_texts(
+    dag_ids: Iterable[str], run_ids: Iterable[str] | None = None, sql_alchemy_conn: str | None = None
+) -> dict[str, str]:
+    """
+    The rows of an Airflow metadata DB that belong to ``dag_ids``, as text: every table with a
+    ``dag_id`` (or ``source_dag_id``) column, filtered on it (XComs, rendered template fields, task
+    instances with their ``next_kwargs``, the audit log, the run's conf...), plus the live triggers.
+
+    :param run_ids: keep only these runs' rows in the tables that have a ``run_id`` column.
+    :param sql_alchemy_conn: the DB to read (e.g. ``sqlite:///<AIRFLOW_HOME>/airflow.db`` of the e2e
+        services); by default, the one this process's Airflow uses.
+    """
+    from sqlalchemy import MetaData, create_engine, select
+
+    if sql_alchemy_conn is None:
+        from airflow import settings
+
+        engine = settings.engine
+    else:
+        engine = create_engine(sql_alchemy_conn)
+    dag_ids = list(dag_ids)
+    run_ids = None if run_ids is None else list(run_ids)
+    metadata = MetaData()
+    metadata.reflect(engine)
+    texts = {}
+    with engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            column = next((table.c[name] for name in ("dag_id", "source_dag_id") if name in table.c), None)
+            if column is None and table.name != "trigger":
+                continue
+            query = select(table) if column is None else select(table).where(column.in_(dag_ids))
+            if run_ids is not None and "run_id" in table.c:
+                query = query.where(table.c.run_id.in_(run_ids))
+            for index, row in enumerate(connection.execute(query)):
+                texts[f"db {table.name} row {index}"] = " ".join(
+                    value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+                    for value in row._mapping.values()
+                )
+    return texts
