@@ -227,3 +227,30 @@ IMAGE = base64.b64encode(os.urandom(300)).decode()
 def test_the_scanner_finds_each_kind_of_leak(text: str, found: str | None) -> None:
     leaks = find_leaks({"where": text}, secrets=["luma-api-SECRETKEYabc"], base64_images=[IMAGE])
     assert {leak.split(": ")[1].split(" ")[0] for leak in leaks} == ({found} if found else set())
+
+
+# --- inputs written inline in the DAG ----------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="operators/generate.py: 'source' and 'image_ref' are template fields, so Airflow stores "
+    "them rendered (RenderedTaskInstanceFields, shown in the UI) as given: a base64 'data' mapping "
+    "and a presigned https:// reference are kept whole (up to [core] max_templated_field_length)",
+)
+@pytest.mark.usefixtures("airflow_db", "luma_connection")
+def test_inline_base64_and_presigned_inputs_stay_out_of_the_rendered_fields(
+    luma_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dag_file = DAG_FILE.with_name("secrets_inline_inputs.py")
+    state, run_id, _ = run_dag(monkeypatch, dag_file, "luma_secrets_inline_inputs")
+    assert state == "success" and luma_emulator.stats.generations_created == 1  # the inputs were sent
+    rendered = {
+        name: text
+        for name, text in metadata_db_texts(["luma_secrets_inline_inputs"], [run_id]).items()
+        if name.startswith("db rendered_task_instance_fields")
+    }
+    assert rendered and all("make it night" in text for text in rendered.values())
+    from tests.dags.secrets_inline_inputs import INLINE_IMAGE
+
+    assert_no_leaks(rendered, base64_images=[INLINE_IMAGE])
