@@ -104,7 +104,11 @@ def read_storage_image(value: Any, field_name: str, conn_id: str | None = None) 
     from airflow.sdk import ObjectStoragePath
 
     path = value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(str(value), conn_id=conn_id)
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        # Named like any other bad input: a retry of the same task cannot make the file appear.
+        raise LumaRequestValidationError(field_name, f"{object_uri(path)} does not exist") from None
     if size > MAX_IMAGE_BYTES:
         raise LumaRequestValidationError(
             field_name, f"{path} is {size} bytes, over the API's 50 MB limit ({MAX_IMAGE_BYTES} bytes)"

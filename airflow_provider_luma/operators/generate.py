@@ -31,12 +31,47 @@ from airflow_provider_luma.operators._failures import raise_for_task
 from airflow_provider_luma.storage import is_storage_reference, read_storage_image
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.sdk import Context
 
     from airflow_provider_luma.hooks.luma import LumaHook
 
 #: Stands in for a storage reference while validating at DAG parse, where nothing is read.
 _PARSE_TIME_STORAGE_PLACEHOLDER = "https://storage.placeholder.invalid/image"
+
+
+class _RenderedReference:
+    """
+    A rendered image reference, as Airflow stores and shows it, next to the value the task reads.
+
+    Airflow keeps every rendered template field (RenderedTaskInstanceFields, the UI's "Rendered
+    Template"); a reference written as a base64 mapping or a signed ``https://`` URL would be kept
+    whole. Airflow's serializer calls :meth:`serialize`, which gives the log-safe description instead.
+
+    :param value: the rendered reference, as the DAG gave it.
+    :param field_name: the request field it fills.
+    """
+
+    def __init__(self, value: Any, field_name: str) -> None:
+        self.value = value
+        try:
+            self._described: Any = ImageRef.from_value(value, field_name).describe()
+        except LumaRequestValidationError:
+            # execute() fails on it, naming the field; what is shown must still be safe.
+            self._described = "<an image reference that does not validate>"
+
+    def serialize(self) -> Any:
+        return self._described
+
+
+def _conceal(value: Any, field_name: str) -> Any:
+    """``value`` wrapped when its rendered form could carry image bytes or a URL signature."""
+    carries_secrets = (
+        isinstance(value, ImageRef)
+        or (isinstance(value, Mapping) and ("data" in value or "url" in value))
+        or (isinstance(value, str) and value.startswith("https://"))
+    )
+    return _RenderedReference(value, field_name) if carries_secrets else value
 
 
 def _is_literal(value: Any) -> bool:
@@ -183,7 +218,19 @@ class LumaGenerateImageOperator(BaseOperator):
             except LumaRequestValidationError as error:
                 raise_for_task(error)
 
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render as any operator does, then keep image bytes and URL signatures out of what is stored."""
+        super().render_template_fields(context, jinja_env)
+        if self.source is not None:
+            self.source = _conceal(self.source, "source")
+        if isinstance(self.image_ref, (list, tuple)):
+            self.image_ref = [_conceal(ref, f"image_ref[{i}]") for i, ref in enumerate(self.image_ref)]
+        elif self.image_ref is not None:
+            self.image_ref = _conceal(self.image_ref, "image_ref[0]")
+
     def _reference(self, value: Any, field_name: str, *, read_storage: bool) -> Any:
+        if isinstance(value, _RenderedReference):
+            value = value.value
         if is_storage_reference(value):
             if not read_storage:
                 return _PARSE_TIME_STORAGE_PLACEHOLDER

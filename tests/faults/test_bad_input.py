@@ -268,11 +268,6 @@ def test_a_bad_storage_file_fails_before_any_request(
     _assert_nothing_sent(luma_emulator)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage.read_storage_image (path.stat()) lets FileNotFoundError out: the task error does "
-    "not name the field, and the task is retried although the request cannot be sent",
-)
 def test_a_missing_storage_file_names_the_field(luma_emulator: Any, tmp_path: Path) -> None:
     operator = _operator(**_edit(source=f"file://{tmp_path / 'nowhere.png'}"))
     with pytest.raises(AirflowFailException) as info:

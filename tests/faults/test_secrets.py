@@ -232,12 +232,6 @@ def test_the_scanner_finds_each_kind_of_leak(text: str, found: str | None) -> No
 # --- inputs written inline in the DAG ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="operators/generate.py: 'source' and 'image_ref' are template fields, so Airflow stores "
-    "them rendered (RenderedTaskInstanceFields, shown in the UI) as given: a base64 'data' mapping "
-    "and a presigned https:// reference are kept whole (up to [core] max_templated_field_length)",
-)
 @pytest.mark.usefixtures("airflow_db", "luma_connection")
 def test_inline_base64_and_presigned_inputs_stay_out_of_the_rendered_fields(
     luma_emulator: Any, monkeypatch: pytest.MonkeyPatch
