@@ -20,7 +20,7 @@ from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_luma.exceptions import LumaError, LumaRequestValidationError
-from airflow_provider_luma.models import MAX_IMAGE_BYTES, ImageRef
+from airflow_provider_luma.models import MAX_IMAGE_BYTES, ImageRef, sniff_media_type
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,21 +29,6 @@ if TYPE_CHECKING:
 
 #: URL schemes the API fetches itself; any other ``scheme://`` string is read from storage.
 _API_FETCHED_SCHEMES = ("https://", "http://")
-#: Signatures of the image formats the API accepts, tried before the file name's suffix.
-_MAGIC_BYTES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
-    (0, b"\xff\xd8\xff", "image/jpeg"),
-    (0, b"GIF87a", "image/gif"),
-    (0, b"GIF89a", "image/gif"),
-    (8, b"WEBP", "image/webp"),
-)
-_SUFFIX_MEDIA_TYPES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-}
 _EXTENSIONS: dict[str, str] = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 _COPY_CHUNK = 1024 * 1024
 #: Multipart part size on object stores: also the most a write holds in memory.
@@ -84,13 +69,12 @@ def is_storage_reference(value: Any) -> bool:
     return isinstance(value, str) and "://" in value and not value.startswith(_API_FETCHED_SCHEMES)
 
 
-def _media_type(head: bytes, suffix: str, field_name: str) -> str:
-    for offset, magic, media_type in _MAGIC_BYTES:
-        if head[offset : offset + len(magic)] == magic:
-            return media_type
-    if suffix.lower() in _SUFFIX_MEDIA_TYPES:
-        return _SUFFIX_MEDIA_TYPES[suffix.lower()]
-    raise LumaRequestValidationError(field_name, "the file is not a PNG, JPEG, WebP or GIF image")
+def _media_type(content: bytes, field_name: str) -> str:
+    """The type the file's own bytes announce: its name's suffix proves nothing."""
+    media_type = sniff_media_type(content[:16])
+    if media_type is None:
+        raise LumaRequestValidationError(field_name, "the file is not a PNG, JPEG, WebP or GIF image")
+    return media_type
 
 
 def read_storage_image(value: Any, field_name: str, conn_id: str | None = None) -> ImageRef:
@@ -120,7 +104,7 @@ def read_storage_image(value: Any, field_name: str, conn_id: str | None = None) 
         raise LumaRequestValidationError(field_name, f"{path} is over the API's 50 MB limit")
     return ImageRef(
         data=base64.b64encode(content).decode("ascii"),
-        media_type=_media_type(content[:16], path.suffix, field_name),
+        media_type=_media_type(content, field_name),
         field_name=field_name,
     )
 

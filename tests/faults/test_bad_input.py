@@ -283,7 +283,7 @@ TEMPLATED = {
     ("ratio_from_conf", -1): f"aspect_ratio: invalid value '4:3'; valid: {RATIOS}",
     ("prompt_from_params", -1): "prompt: must be between 1 and 6000 characters (got 0)",
     ("style_from_params", -1): f"aspect_ratio: style 'manga' needs a portrait ratio ({PORTRAIT})",
-    ("source_from_conf", -1): f"source: 'data' is {NOT_AN_IMAGE}",
+    ("source_from_conf", -1): f"source: the file is {NOT_AN_IMAGE}",
     ("mapped_format", 0): "output_format: invalid value 'webp'; valid: png, jpeg",
     ("mapped_format", 1): "output_format: invalid value 'tiff'; valid: png, jpeg",
 }
