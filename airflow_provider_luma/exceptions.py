@@ -161,6 +161,42 @@ class LumaOutputDownloadError(LumaAPIError):
         self.retryable = status_code >= 500
 
 
+class LumaIncompleteWriteError(LumaError):
+    """
+    The store holds another number of bytes than the object should have; nothing was published.
+
+    Checked before the object gets its final name, so a short write never appears there. Retryable:
+    a new try writes again.
+
+    :param uri: the object's final URI.
+    :param stored: the bytes the store holds.
+    :param expected: the bytes written to it.
+    """
+
+    retryable = True
+
+    def __init__(self, uri: str, stored: int, expected: int) -> None:
+        super().__init__(f"{uri}: {stored} bytes stored but {expected} expected; not published")
+        self.uri = uri
+
+
+class LumaOutputConflictError(LumaError):
+    """
+    ``if_exists="fail"`` found something at an output's name that is not this output's finished upload.
+
+    Not retryable: the object stays there until someone removes it.
+
+    :param uri: the object's URI.
+    """
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(
+            f"{uri} already exists and if_exists='fail' (it is not a finished upload of this generation "
+            "output: its record is missing, names another one, or the sizes differ)."
+        )
+        self.uri = uri
+
+
 class LumaSubmissionUnknownError(LumaError):
     """
     A POST was sent but its answer was lost (read timeout, connection dropped).

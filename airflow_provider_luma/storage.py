@@ -19,7 +19,7 @@ from contextlib import contextmanager, suppress
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_luma.exceptions import LumaError, LumaRequestValidationError
+from airflow_provider_luma.exceptions import LumaIncompleteWriteError, LumaRequestValidationError
 from airflow_provider_luma.models import MAX_IMAGE_BYTES, ImageRef, sniff_media_type
 
 if TYPE_CHECKING:
@@ -39,22 +39,9 @@ _LOCAL_PROTOCOLS = ("file", "local")
 _DEFERRED_COMMIT_PROTOCOLS = frozenset({"s3", "s3a"})
 
 
-class IncompleteWriteError(LumaError):
-    """
-    The store holds another number of bytes than the object should have; nothing was published.
-
-    Checked before the object gets its final name, so a short write never appears there. Retryable:
-    a new try writes again.
-    """
-
-    retryable = True
-
-
 def _check_size(target: ObjectStoragePath, stored: int, expected: int) -> None:
     if stored != expected:
-        raise IncompleteWriteError(
-            f"{object_uri(target)}: {stored} bytes stored but {expected} expected; not published"
-        )
+        raise LumaIncompleteWriteError(object_uri(target), stored, expected)
 
 
 def conn_id_of(path: ObjectStoragePath) -> str | None:

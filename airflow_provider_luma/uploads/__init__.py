@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from airflow_provider_luma.uploads.if_exists import (
     IF_EXISTS_CHOICES,
-    OutputConflictError,
     check_if_exists,
     earlier_output,
 )
@@ -39,7 +38,6 @@ __all__ = [
     "IF_EXISTS_CHOICES",
     "METADATA_FORMAT_VERSION",
     "METADATA_SUFFIX",
-    "OutputConflictError",
     "build_record",
     "check_file_name",
     "check_if_exists",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_provider_luma.exceptions import LumaError, LumaRequestValidationError
+from airflow_provider_luma.exceptions import LumaOutputConflictError, LumaRequestValidationError
 from airflow_provider_luma.storage import object_uri
 from airflow_provider_luma.uploads.records import finished_output, record_path
 
@@ -23,20 +23,6 @@ if TYPE_CHECKING:
     from airflow_provider_luma.lineage import StoredOutput
 
 IF_EXISTS_CHOICES: tuple[str, ...] = ("overwrite", "skip_if_identical", "fail")
-
-
-class OutputConflictError(LumaError):
-    """
-    ``if_exists="fail"`` found something at the output's name that is not this output's finished upload.
-
-    Not retryable: the object stays there until someone removes it.
-    """
-
-    def __init__(self, target: ObjectStoragePath) -> None:
-        super().__init__(
-            f"{object_uri(target)} already exists and if_exists='fail' (it is not a finished upload of "
-            "this generation output: its record is missing, names another one, or the sizes differ)."
-        )
 
 
 def check_if_exists(value: object) -> None:
@@ -54,7 +40,8 @@ def earlier_output(
     The finished upload an earlier try left under one of the ``candidates`` names, if it counts.
 
     ``None`` means: write the output. With ``fail``, anything else under a candidate name (an image
-    or a record) raises :class:`OutputConflictError` before anything is downloaded or written.
+    or a record) raises :class:`~airflow_provider_luma.exceptions.LumaOutputConflictError` before
+    anything is downloaded or written.
     """
     if if_exists == "overwrite":
         return None
@@ -65,5 +52,5 @@ def earlier_output(
     if if_exists == "fail":
         for image in candidates:
             if any(path.fs.exists(path.path) for path in (image, record_path(image))):
-                raise OutputConflictError(image)
+                raise LumaOutputConflictError(object_uri(image))
     return None

@@ -12,8 +12,8 @@ from __future__ import annotations
 import io
 from typing import IO, TYPE_CHECKING
 
-from airflow_provider_luma.storage import publish, remove
-from airflow_provider_luma.uploads.if_exists import OutputConflictError
+from airflow_provider_luma.exceptions import LumaOutputConflictError
+from airflow_provider_luma.storage import object_uri, publish, remove
 from airflow_provider_luma.uploads.records import record_path
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def publish_output(
     :param size: the bytes the image must have; a store holding another number publishes nothing.
     :param record: the encoded metadata record.
     :param exclusive: ``if_exists="fail"``: neither the image nor the record may replace anything
-        (:class:`OutputConflictError` if one appeared since the check).
+        (:class:`~airflow_provider_luma.exceptions.LumaOutputConflictError` if one appeared since the check).
     """
     record_target = record_path(target)
     try:
@@ -41,4 +41,4 @@ def publish_output(
         publish(io.BytesIO(record), record_target, size=len(record), exclusive=exclusive)
     except FileExistsError as error:
         # Another writer got there between the check and the conditional write.
-        raise OutputConflictError(target) from error
+        raise LumaOutputConflictError(object_uri(target)) from error

@@ -12,9 +12,13 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_luma import storage
-from airflow_provider_luma.exceptions import LumaConfigurationError, LumaRequestValidationError
+from airflow_provider_luma.exceptions import (
+    LumaConfigurationError,
+    LumaIncompleteWriteError,
+    LumaRequestValidationError,
+)
 from airflow_provider_luma.operators.upload import LumaUploadOutputsOperator, _parse_generation
-from airflow_provider_luma.storage import IncompleteWriteError, conn_id_of, publish
+from airflow_provider_luma.storage import conn_id_of, publish
 from tests.support import AWS_CONN_ID, BUCKET, S3Server
 
 if TYPE_CHECKING:
@@ -304,7 +308,7 @@ def test_local_short_write_never_gets_the_final_name(tmp_path, monkeypatch):
     monkeypatch.setattr(storage, "open", short_open, raising=False)
     data = os.urandom(2 * MIB)
 
-    with pytest.raises(IncompleteWriteError, match=rf"{2 * MIB - 2} bytes stored but {2 * MIB} expected"):
+    with pytest.raises(LumaIncompleteWriteError, match=rf"{2 * MIB - 2} bytes stored but {2 * MIB} expected"):
         publish(io.BytesIO(data), ObjectStoragePath(f"file://{tmp_path}/a.png"), size=len(data))
 
     assert (tmp_path / "a.png").read_bytes() == b"old image"
@@ -321,7 +325,7 @@ def test_s3_short_write_never_gets_the_final_name(s3: S3Server, monkeypatch, con
     monkeypatch.setattr(S3File, "write", lambda self, data: write(self, data[:-1]) + 1)
     target = ObjectStoragePath(f"s3://{BUCKET}/o/a.png", conn_id=AWS_CONN_ID)
 
-    with pytest.raises(IncompleteWriteError, match="bytes stored but 10485760 expected"):
+    with pytest.raises(LumaIncompleteWriteError, match="bytes stored but 10485760 expected"):
         publish(io.BytesIO(os.urandom(10 * MIB)), target, size=10 * MIB)
 
     assert s3.keys() == []
@@ -331,7 +335,7 @@ def test_s3_short_write_never_gets_the_final_name(s3: S3Server, monkeypatch, con
 def test_s3_small_source_shorter_than_announced_is_not_put(s3: S3Server):
     target = ObjectStoragePath(f"s3://{BUCKET}/o/a.json", conn_id=AWS_CONN_ID)
 
-    with pytest.raises(IncompleteWriteError, match="999 bytes stored but 1000 expected"):
+    with pytest.raises(LumaIncompleteWriteError, match="999 bytes stored but 1000 expected"):
         publish(io.BytesIO(b"x" * 999), target, size=1000)
 
     assert s3.keys() == []
