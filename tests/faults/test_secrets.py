@@ -26,7 +26,6 @@ import pytest
 from airflow_provider_luma.testing import Fault
 from airflow_provider_luma.testing.images import render
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
-from tests.operators.test_upload_dag import openlineage_events  # noqa: F401 (a fixture)
 from tests.support import assert_no_leaks, find_leaks, metadata_db_texts, run_dag, text_files, xcom
 
 if TYPE_CHECKING:
@@ -123,7 +122,7 @@ def _lineage_events(events_file: Path, expected: int) -> list[dict[str, Any]]:
 def test_no_key_presigned_url_or_base64_image_in_any_trace(
     luma_emulator: Any,
     traces: Traces,
-    openlineage_events: Path,  # noqa: F811
+    openlineage_events: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],

@@ -22,7 +22,7 @@ from airflow_provider_luma._compat import AirflowFailException
 from airflow_provider_luma.exceptions import LumaRequestValidationError, LumaTransportError
 from airflow_provider_luma.operators.luma import LumaUploadOutputsOperator
 from airflow_provider_luma.testing import Fault
-from tests.support import BUCKET, S3Server, completed_generation, emulator_bytes, task_context
+from tests.support import AWS_CONN_ID, BUCKET, S3Server, completed_generation, emulator_bytes, task_context
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -32,34 +32,10 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.usefixtures("luma_connection"), pytest.mark.timeout(120)]
 
-#: This module's own S3 connection: its server lives and dies with the module.
-CONN_ID = "aws_upload_faults"
 DOWNLOADS = "GET output"
 MB = 1024 * 1024
 #: Over two 8 MiB parts: the image goes to S3 as a multipart upload.
 MULTIPART_IMAGE = 20 * MB
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint_url = f"http://{host}:{port}"
-    extra = {"endpoint_url": endpoint_url, "region_name": "us-east-1"}
-    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
-        {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}
-    )
-    client = boto3.client("s3", aws_access_key_id="testing", aws_secret_access_key="testing", **extra)
-    client.create_bucket(Bucket=BUCKET)
-    try:
-        yield S3Server(endpoint_url=endpoint_url, client=client)
-    finally:
-        os.environ.pop(f"AIRFLOW_CONN_{CONN_ID.upper()}", None)
-        server.stop()
 
 
 @dataclass
@@ -142,7 +118,7 @@ def _s3_store(s3: S3Server) -> Store:
     return Store(
         kind="s3",
         destination=f"s3://{BUCKET}/images",
-        conn_id=CONN_ID,
+        conn_id=AWS_CONN_ID,
         everything=everything,
         prefix="images/",
         pending_uploads=s3.pending_multipart_uploads,

@@ -92,43 +92,6 @@ def test_example_marketing_refresh_dag(luma_emulator, monkeypatch, tmp_path):
     assert sorted(aliased) == sorted(f"file://{str(path)[: -len('.json')]}" for path in records)
 
 
-@pytest.fixture
-def openlineage_events(monkeypatch, tmp_path):
-    """
-    The real OpenLineage listener, configured by environment, writing its events to a JSON-lines file.
-
-    The provider's plugin decides whether it has a listener when it is first imported, which is the
-    first DAG run of the session, under whatever configuration that run saw; and the task runner's
-    listener manager is cached per process. So the listener is registered here, built under this
-    test's configuration, in place of any registered before, and the previous set is put back after.
-    Emission runs in a thread rather than a fork: pytest's process has the emulator's server thread.
-    """
-    from airflow.providers.openlineage.plugins.listener import OpenLineageListener
-
-    try:
-        from airflow.sdk.listener import get_listener_manager
-    except ImportError:  # Airflow < 3.2: the task runner uses core's manager
-        from airflow.listeners.listener import get_listener_manager
-
-    events_file = tmp_path / "openlineage" / "events.jsonl"
-    events_file.parent.mkdir()
-    transport = {"type": "file", "log_file_path": str(events_file), "append": True}
-    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT", json.dumps(transport))
-    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__NAMESPACE", "luma-tests")
-    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__DISABLED", "False")
-    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD", "True")
-    manager = get_listener_manager()
-    previous = [plugin for plugin in manager.pm.get_plugins() if isinstance(plugin, OpenLineageListener)]
-    for plugin in previous:
-        manager.pm.unregister(plugin)
-    listener = OpenLineageListener()
-    manager.add_listener(listener)
-    yield events_file
-    manager.pm.unregister(listener)
-    for plugin in previous:
-        manager.add_listener(plugin)
-
-
 def _complete_events(events_file: Path, job_name: str, count: int) -> list[dict]:
     """The COMPLETE events of a job, once ``count`` of them are in the file (bounded wait)."""
     deadline = time.monotonic() + 15
