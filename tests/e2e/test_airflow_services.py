@@ -25,6 +25,7 @@ import psutil
 import pytest
 
 from tests.e2e.airflow_services import AirflowServices, wait_for
+from tests.support import assert_no_leaks, metadata_db_texts, text_files
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -59,6 +60,7 @@ class E2ERun:
     killed_run_id: str = ""
     killed_tis: dict[str, dict[str, Any]] = field(default_factory=dict)
     killed_counts: dict[str, int] = field(default_factory=dict)
+    api_key: str = ""
 
 
 def _counts(emulator: Any) -> dict[str, int]:
@@ -104,7 +106,7 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ERun]:
             "AIRFLOW__LUMA__OUTPUT_PATH": str(root / "output"),
         },
     )
-    result = E2ERun(services=services, output_dir=root / "output")
+    result = E2ERun(services=services, output_dir=root / "output", api_key=emulator.api_key)
     try:
         services.start()
         services.wait_for_dag(DAG_ID)
@@ -263,3 +265,20 @@ def test_services_listen_on_loopback_only(e2e_run: E2ERun) -> None:
     assert e2e_run.listeners, "expected at least the api-server to listen"
     assert {address for _, address, _ in e2e_run.listeners} == {"127.0.0.1"}
     assert ("api-server", "127.0.0.1", e2e_run.services.port) in e2e_run.listeners
+
+
+def test_no_key_or_presigned_url_in_any_trace(e2e_run: E2ERun) -> None:
+    """Task and trigger logs, every DB row of both runs, the metadata records and the service logs."""
+    services = e2e_run.services
+    texts = {
+        **text_files(services.task_logs),
+        **metadata_db_texts(
+            [DAG_ID, KILLED_DAG_ID],
+            [e2e_run.run_id, e2e_run.killed_run_id],
+            f"sqlite:///{services.home / 'airflow.db'}",
+        ),
+        **text_files(e2e_run.output_dir, suffixes=[".json"]),
+        "service logs": services.log_tails(lines=100_000),
+    }
+    assert any("Submitted generation" in text for text in texts.values())  # the scan saw the runs
+    assert_no_leaks(texts, secrets=[e2e_run.api_key])
