@@ -86,8 +86,13 @@ def test_example_marketing_refresh_dag(luma_emulator, monkeypatch, tmp_path):
     prompts = sorted(json.loads(path.read_text())["request"]["prompt"] for path in records)
     assert all("spring sale" in prompt for prompt in prompts)
     for path in records:
+        record = json.loads(path.read_text())
         image = Path(str(path)[: -len(".json")])
-        assert image.stat().st_size == json.loads(path.read_text())["size"]
+        assert image.stat().st_size == record["size"]
+        # The submission's request id, naming the task that paid for it (not the last poll's).
+        map_index = record["airflow"]["map_index"]
+        assert record["request_id"].startswith("airflow-example_luma_marketing_refresh-manual__")
+        assert record["request_id"].endswith(f"-generate-{map_index}-1")
     aliased = [uri for _, uri, _, _ in _asset_events("example_luma_marketing_refresh", run_id)]
     assert sorted(aliased) == sorted(f"file://{str(path)[: -len('.json')]}" for path in records)
 
