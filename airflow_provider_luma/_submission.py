@@ -10,9 +10,13 @@ POST: the fate of that request is unknown, so it fails without spending retries 
 request id to ask Luma about.
 
 A failure the task reported as final (``AirflowFailException``: a moderated prompt, an exhausted
-budget, a fate unknown) is recorded too. Airflow never retries such a failure by itself, so a later
-try can only come from a person clearing the task; that try may pay again, on purpose, instead of
-repeating the old failure forever.
+budget, a fate unknown) is recorded too, with the task instance's ``max_tries`` at that moment.
+Airflow never retries such a failure by itself; a person's clear raises ``max_tries`` (to the try
+number plus the task's retries), Airflow's own retries do not. So a later try that sees a larger
+``max_tries`` was cleared, and may pay again, on purpose, instead of repeating the old failure
+forever; one that does not (the failure was recorded but a kill or a timeout stopped the try before
+Airflow heard it) is treated as if nothing had been reported. The report is dropped once a cleared
+try has acted on it.
 
 One key holds the whole record, so one write records it all (a crash between two writes would make
 the next try misread the request). Renaming ``STATE_KEY`` breaks the reattachment of tries in flight.
@@ -31,6 +35,7 @@ from airflow_provider_luma._compat import (
     AirflowTaskTimeout,
     never_expire,
 )
+from airflow_provider_luma._failures import final_task_failure
 from airflow_provider_luma.exceptions import LumaError, LumaNotFoundError, LumaSubmissionUnknownError
 from airflow_provider_luma.models import Generation, GenerationState
 
@@ -44,13 +49,6 @@ STATE_KEY = "luma_generation"
 #: any proxy's header limits.
 MAX_REQUEST_ID_LENGTH = 128
 _HEADER_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
-
-#: What to tell a user whose request's fate is unknown.
-_FATE_UNKNOWN_REMEDY = (
-    "Airflow will not retry this task on its own. To find out whether the generation was created (and "
-    "billed), look at the usage page of platform.lumalabs.ai or ask Luma's support with the request id; "
-    "clear the task to submit again."
-)
 
 
 def request_id_for(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
@@ -81,6 +79,7 @@ class SubmissionRecord:
     :param generation_id: the generation the 201 named; ``None`` before the answer, or after a refusal.
     :param pending: written before the POST and still unanswered: its fate is unknown.
     :param failure_reported: the final failure the task reported after this submission, if any.
+    :param reported_max_tries: the task instance's ``max_tries`` when it reported that failure.
     """
 
     request_id: str
@@ -88,6 +87,7 @@ class SubmissionRecord:
     generation_id: str | None = None
     pending: bool = False
     failure_reported: str | None = None
+    reported_max_tries: int | None = None
 
     @classmethod
     def from_json(cls, value: Any) -> SubmissionRecord | None:
@@ -100,6 +100,7 @@ class SubmissionRecord:
             generation_id=value.get("generation_id") or None,
             pending=bool(value.get("pending")),
             failure_reported=value.get("failure_reported") or None,
+            reported_max_tries=value.get("reported_max_tries"),
         )
 
 
@@ -110,11 +111,14 @@ class SubmissionLedger:
     :param store: the task's ``task_state_store`` accessor, or ``None`` below Airflow 3.3 (then nothing
         is remembered, and a retry pays again: the operator warns).
     :param log: the task's logger.
+    :param max_tries: the running task instance's ``max_tries`` (``None`` when unknown: then no try
+        counts as cleared, and a reported failure is repeated rather than paid for again).
     """
 
-    def __init__(self, store: Any, log: Any) -> None:
+    def __init__(self, store: Any, log: Any, *, max_tries: int | None = None) -> None:
         self.store = store
         self.log = log
+        self.max_tries = max_tries
         self.record: SubmissionRecord | None = SubmissionRecord.from_json(
             store.get(STATE_KEY) if store is not None else None
         )
@@ -133,10 +137,27 @@ class SubmissionLedger:
         The generation an earlier try started for this request, when it is worth keeping.
 
         ``None`` means this try may submit. Raises when it may not: the earlier POST's fate is
-        unknown, or its generation failed for good (unless the task was cleared after reporting it).
+        unknown, or its generation failed for good (unless a person cleared the task after it was
+        reported). A POST of unknown fate outranks everything else: a request whose rendering changed
+        (a template on the time, a presigned source minted anew) or ``resubmit_on_retry`` would
+        otherwise pay twice for what its author sees as one image.
         """
         record = self.record
         if record is None:
+            return None
+        cleared = self._cleared_after_report(record)
+        if record.generation_id is None and record.pending:
+            if not cleared:
+                raise LumaSubmissionUnknownError(
+                    record.request_id,
+                    "an earlier try was stopped (a timeout, a kill or a crash) before the POST's answer "
+                    "was recorded",
+                )
+            self.log.warning(
+                "The task was cleared after reporting that request %s's fate is unknown: submitting "
+                "anew, on purpose (the earlier request may have been billed too)",
+                record.request_id,
+            )
             return None
         if resubmit_on_retry:
             self.log.info(
@@ -155,23 +176,23 @@ class SubmissionLedger:
             )
             return None
         if record.generation_id is None:
-            if not record.pending:
-                return None  # The API refused it: nothing was queued.
-            if record.failure_reported:
-                self.log.warning(
-                    "The task was cleared after reporting that request %s's fate is unknown: submitting "
-                    "anew, on purpose (the earlier request may have been billed too)",
-                    record.request_id,
-                )
-                return None
-            raise LumaSubmissionUnknownError(
-                record.request_id,
-                "an earlier try was stopped (a timeout, a kill or a crash) before the POST's answer was "
-                "recorded",
-            )
-        return self._reattach(hook, record, record.generation_id)
+            return None  # The API refused it: nothing was queued.
+        generation = self._reattach(hook, record.generation_id, record.failure_reported if cleared else None)
+        if generation is not None and record.failure_reported:
+            # A cleared try acted on the report, or a report Airflow never heard is now moot.
+            self._write_quietly(replace(record, failure_reported=None, reported_max_tries=None))
+        return generation
 
-    def _reattach(self, hook: LumaHook, record: SubmissionRecord, generation_id: str) -> Generation | None:
+    def _cleared_after_report(self, record: SubmissionRecord) -> bool:
+        """Whether this try comes from a person's clear after the task reported a final failure."""
+        return (
+            record.failure_reported is not None
+            and record.reported_max_tries is not None
+            and self.max_tries is not None
+            and self.max_tries > record.reported_max_tries
+        )
+
+    def _reattach(self, hook: LumaHook, generation_id: str, cleared_after: str | None) -> Generation | None:
         try:
             generation = hook.get_generation(generation_id)
         except LumaNotFoundError:
@@ -186,7 +207,7 @@ class SubmissionLedger:
                     generation.failure_code,
                 )
                 return None
-            if record.failure_reported:
+            if cleared_after is not None:
                 self.log.warning(
                     "The task was cleared after reporting that generation %s failed (%s): submitting "
                     "anew, on purpose",
@@ -211,8 +232,12 @@ class SubmissionLedger:
         POST ``request`` with the record written ahead of it and replaced by the answer.
 
         Raises :class:`LumaSubmissionUnknownError` when the answer is lost, including when the task's
-        ``execution_timeout`` fires while the POST waits for it; the record then stays pending.
+        ``execution_timeout`` fires while the POST waits for it; the record then stays pending. An
+        interruption while nothing was out (before the first attempt, or while waiting out a 429)
+        clears the record's pending flag instead: nothing can have been queued.
         """
+        # The connection (key, base URL) is read first: a missing one must not look like a POST.
+        hook.get_conn()
         ahead = SubmissionRecord(request_id=request_id, fingerprint=fingerprint, pending=True)
         try:
             self._write(ahead)
@@ -228,9 +253,12 @@ class SubmissionLedger:
             raise
         except LumaError:
             # The API's answer (or a connection that never opened) proves nothing was queued.
-            self._write(replace(ahead, pending=False))
+            self._write_quietly(replace(ahead, pending=False))
             raise
         except BaseException as error:
+            if not hook.submission_may_have_been_sent:
+                self._write_quietly(replace(ahead, pending=False))
+                raise
             if isinstance(error, AirflowTaskTimeout):
                 raise LumaSubmissionUnknownError(
                     request_id, "the task's execution_timeout fired while the POST awaited its answer"
@@ -257,10 +285,22 @@ class SubmissionLedger:
             raise AirflowFailException(
                 f"Generation {generation.id} was submitted (and may be billed) but could not be "
                 f"remembered for a retry ({type(error).__name__}: {error}); not retried automatically. "
-                f"Wait for it with LumaGenerationSensor(generation_id={generation.id!r}), or clear the "
-                "task to submit again."
+                f"Wait for it with LumaGenerationSensor(generation_id={generation.id!r}). A clear of "
+                f"this task will refuse to submit again (its record of request {request_id} is still "
+                "pending); clear it once more to pay for a new generation."
             ) from error
         return generation
+
+    def _write_quietly(self, record: SubmissionRecord) -> None:
+        """Write a record that only relaxes what a later try may do: a failure leaves the stricter one."""
+        try:
+            self._write(record)
+        except Exception as error:
+            self.log.warning(
+                "Could not update the submission record (%s: %s): the next try will act on the one before",
+                type(error).__name__,
+                error,
+            )
 
     # ----------------------------------------------------------------------------- the outcome
 
@@ -273,17 +313,17 @@ class SubmissionLedger:
         """
         The task failure for an error no retry can fix, recorded so that a person's clear pays again.
 
-        The failure is reported whatever the store does: a store that cannot be written now only
-        means the cleared try repeats the refusal.
+        The failure is reported whatever the store does: a store that cannot be written now (or a
+        timeout firing while it is) only means the cleared try repeats the refusal.
         """
-        if isinstance(error, LumaSubmissionUnknownError):
-            failure = AirflowFailException(f"{error} {_FATE_UNKNOWN_REMEDY}")
-        else:
-            failure = AirflowFailException(f"{error} (not retried: the same request cannot succeed)")
+        failure = final_task_failure(error)
         if self.record is not None and self.store is not None:
+            reported = replace(
+                self.record, failure_reported=type(error).__name__, reported_max_tries=self.max_tries
+            )
             try:
-                self._write(replace(self.record, failure_reported=type(error).__name__))
-            except Exception as store_error:
+                self._write(reported)
+            except (Exception, AirflowTaskTimeout) as store_error:
                 self.log.warning(
                     "Could not record the reported failure (%s: %s): a clear of this task will repeat it",
                     type(store_error).__name__,

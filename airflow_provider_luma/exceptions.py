@@ -106,7 +106,18 @@ class LumaServerError(LumaAPIError):
 
 
 class LumaUnexpectedResponseError(LumaAPIError):
-    """The API answered with a status or body this provider does not understand."""
+    """
+    The API answered with a status or body this provider does not understand.
+
+    :param retryable: whether asking again may get an answer it understands (as when a gateway's page
+        stood in for the API's answer).
+    """
+
+    def __init__(
+        self, status_code: int, detail: str, request_id: str | None, *, retryable: bool = False
+    ) -> None:
+        super().__init__(status_code, detail, request_id)
+        self.retryable = retryable
 
 
 class LumaTransportError(LumaError):

@@ -104,6 +104,8 @@ class FakeHook:
     request_ids: list[str | None] = field(default_factory=list)
     init_kwargs: list[dict[str, Any]] = field(default_factory=list)
     closed: int = 0
+    #: What ``LumaHook.submission_may_have_been_sent`` says after an interrupted POST.
+    submission_may_have_been_sent: bool = True
 
     def __call__(self, **kwargs: Any) -> FakeHook:
         """Acts as the class: ``LumaHook(luma_conn_id=...)`` returns this same scripted hook."""
@@ -136,6 +138,9 @@ class FakeHook:
         if isinstance(self.create_result, BaseException):
             raise self.create_result
         return self.create_result or make_generation("queued")
+
+    def get_conn(self) -> None:
+        """Reads the connection; nothing to read here."""
 
     def close(self) -> None:
         self.closed += 1
@@ -198,20 +203,29 @@ class FailingTaskStateStore(FakeTaskStateStore):
 
 
 class FakeTI:
-    def __init__(self, try_number: int = 1, map_index: int = -1) -> None:
+    """
+    The task instance attributes the operators read. ``max_tries`` rises only with a clear, as in
+    Airflow (``try_number + retries``); ``clear()`` does that.
+    """
+
+    def __init__(self, try_number: int = 1, map_index: int = -1, max_tries: int = 0) -> None:
         self.xcom: dict[str, Any] = {}
         self.dag_id = "marketing"
         self.run_id = "manual__2026-12-02T05:48:47+00:00"
         self.task_id = "generate"
         self.map_index = map_index
         self.try_number = try_number
+        self.max_tries = max_tries
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcom[key] = value
 
 
-def make_context(store: FakeTaskStateStore | None = None, *, try_number: int = 1) -> dict[str, Any]:
-    context: dict[str, Any] = {"ti": FakeTI(try_number)}
+def make_context(
+    store: FakeTaskStateStore | None = None, *, try_number: int = 1, max_tries: int = 0
+) -> dict[str, Any]:
+    """A context for one try; a try after a person's clear has a larger ``max_tries`` than before."""
+    context: dict[str, Any] = {"ti": FakeTI(try_number, max_tries=max_tries)}
     if store is not None:
         context["task_state_store"] = store
     return context

@@ -41,8 +41,13 @@ def _operator(**kwargs: Any) -> LumaGenerateImageOperator:
     )
 
 
-def _try(store: FakeTaskStateStore, try_number: int, **kwargs: Any) -> dict[str, Any]:
-    return _operator(wait_for_completion=False, **kwargs).execute(make_context(store, try_number=try_number))
+def _try(store: FakeTaskStateStore, try_number: int, *, max_tries: int = 0, **kwargs: Any) -> dict[str, Any]:
+    """
+    One try; Airflow's own retries keep ``max_tries``, a person's clear raises it (to the last try
+    number plus the task's retries, none here).
+    """
+    context = make_context(store, try_number=try_number, max_tries=max_tries)
+    return _operator(wait_for_completion=False, **kwargs).execute(context)
 
 
 class InterruptedHook(FakeHook):
@@ -108,6 +113,7 @@ def test_the_record_is_pending_while_the_post_is_in_flight(fake_hook: FakeHook) 
             "generation_id": None,
             "pending": True,
             "failure_reported": None,
+            "reported_max_tries": None,
         }
     ]
     assert store.values[STATE_KEY]["generation_id"] == GEN_ID
@@ -149,7 +155,7 @@ def test_a_kill_during_the_post_leaves_it_pending_and_the_next_try_refuses_to_po
     # A person's clear: a new POST, on purpose, and the log says so.
     interrupted_hook.interruption = None
     interrupted_hook.create_result = make_generation("queued", generation_id=GEN_ID)
-    result = _try(store, 3)
+    result = _try(store, 3, max_tries=2)  # the clear raised max_tries
     assert result["generation_id"] == GEN_ID and len(interrupted_hook.created) == 2
     assert "submitting anew, on purpose" in capsys.readouterr().out
 
@@ -185,7 +191,7 @@ def test_a_clear_after_a_final_generation_failure_submits_once_more(
     assert store.values[STATE_KEY]["failure_reported"] == "LumaGenerationFailedError"
 
     fake_hook.create_result = make_generation("queued", generation_id=OTHER_ID)
-    result = _try(store, 2)
+    result = _try(store, 2, max_tries=1)
     assert result["generation_id"] == OTHER_ID
     assert len(fake_hook.created) == 2
     assert f"reporting that generation {GEN_ID} failed ({code})" in capsys.readouterr().out
@@ -215,7 +221,7 @@ def test_a_clear_after_a_refused_post_submits(fake_hook: FakeHook) -> None:
         _try(store, 1)
     assert store.values[STATE_KEY]["pending"] is False
     fake_hook.create_result = make_generation("queued", generation_id=GEN_ID)
-    assert _try(store, 2)["generation_id"] == GEN_ID
+    assert _try(store, 2, max_tries=1)["generation_id"] == GEN_ID
     assert len(fake_hook.created) == 2
 
 
@@ -234,17 +240,55 @@ def test_a_clear_after_a_final_wait_error_reattaches_to_a_generation_still_runni
             context,
             {"status": "error", "generation_id": GEN_ID, "message": "HTTP 401", "retryable": False},
         )
+    assert store.values[STATE_KEY]["failure_reported"] == "LumaWaitError"
     fake_hook.script([make_generation("processing", generation_id=GEN_ID)])
-    assert _try(store, 2)["generation_id"] == GEN_ID
+    assert _try(store, 2, max_tries=1)["generation_id"] == GEN_ID
+    assert len(fake_hook.created) == 1
+    # The cleared try acted on the report: it is gone, so Airflow's own retry of this try (same
+    # max_tries) that finds the generation failed for good repeats that failure, and pays nothing.
+    assert store.values[STATE_KEY]["failure_reported"] is None
+    fake_hook.script([make_generation("failed", generation_id=GEN_ID, failure_code="content_moderated")])
+    with pytest.raises(AirflowFailException, match="content_moderated"):
+        _try(store, 3, max_tries=1)
     assert len(fake_hook.created) == 1
 
 
-def test_resubmit_on_retry_submits_even_after_a_pending_record(fake_hook: FakeHook) -> None:
-    store = FakeTaskStateStore(
-        {STATE_KEY: {"request_id": "r", "fingerprint": "f", "generation_id": None, "pending": True}}
-    )
-    fake_hook.create_result = make_generation("queued", generation_id=GEN_ID)
-    assert _try(store, 2, resubmit_on_retry=True)["generation_id"] == GEN_ID
+def test_a_report_airflow_never_heard_is_not_taken_for_a_clear(interrupted_hook: InterruptedHook) -> None:
+    """The failure was recorded, then a kill stopped the try: Airflow's own retry must not pay again."""
+    store = FakeTaskStateStore()
+    with pytest.raises(AirflowFailException):
+        _try(store, 1)  # fate unknown, reported with max_tries 0
+    with pytest.raises(AirflowFailException, match="answer was lost"):
+        _try(store, 2, max_tries=0)  # Airflow's retry (as after a kill): max_tries unchanged
+    assert len(interrupted_hook.created) == 1
+
+
+def test_a_pending_record_outranks_a_changed_request_and_resubmit_on_retry(
+    interrupted_hook: InterruptedHook,
+) -> None:
+    """A template on the time, or a source presigned anew, must not make a kill pay twice."""
+    interrupted_hook.interruption = KeyboardInterrupt()
+    store = FakeTaskStateStore()
+    with pytest.raises(KeyboardInterrupt):
+        _try(store, 1)
+    for changed in ({"prompt": "a lighthouse at dawn"}, {"resubmit_on_retry": True}):
+        with pytest.raises(AirflowFailException, match="answer was lost"):
+            _try(store, 2, **changed)
+    assert len(interrupted_hook.created) == 1
+
+
+def test_an_interruption_while_nothing_was_sent_leaves_the_retry_free_to_post(
+    interrupted_hook: InterruptedHook,
+) -> None:
+    """A timeout while the hook waited out a 429: every answer so far proved nothing was queued."""
+    interrupted_hook.submission_may_have_been_sent = False
+    store = FakeTaskStateStore()
+    with pytest.raises(AirflowTaskTimeout):  # a plain timeout: Airflow retries, as for any task
+        _try(store, 1)
+    assert store.values[STATE_KEY]["pending"] is False
+    interrupted_hook.interruption = None
+    interrupted_hook.create_result = make_generation("queued", generation_id=GEN_ID)
+    assert _try(store, 2)["generation_id"] == GEN_ID
 
 
 # --- the event must be about the generation this task submitted -------------------------------------------

@@ -202,6 +202,9 @@ class RetryState:
         self.attempts = 0
         self.server_wait = 0.0
         self.last_cause = "none"
+        #: Whether an attempt is out, or its answer came and was accepted: from the first send on,
+        #: until an answer proves nothing was queued and the loop waits to try again.
+        self.in_flight = False
 
     def time_left(self) -> float | None:
         """Seconds until the deadline (negative once past it), or ``None`` without one."""
@@ -336,6 +339,7 @@ def run_sync(
     """
     while True:
         budget = state.before_attempt()
+        state.in_flight = True
         try:
             response = send(budget)
             raise_if_garbled(response)
@@ -350,6 +354,8 @@ def run_sync(
                 return response
             response.close()
             wait = retry
+        # Whatever interrupts the wait (a task timeout) interrupts no request.
+        state.in_flight = False
         sleep(wait)
 
 
@@ -366,6 +372,7 @@ async def run_async(
     """
     while True:
         budget = state.before_attempt()
+        state.in_flight = True
         try:
             response = await _bounded(send(budget), budget)
             raise_if_garbled(response)
@@ -380,6 +387,7 @@ async def run_async(
                 return response
             await response.aclose()
             wait = retry
+        state.in_flight = False
         await sleep(wait)
 
 

@@ -41,6 +41,7 @@ from airflow_provider_luma.hooks._downloads import DownloadedOutput, open_output
 from airflow_provider_luma.hooks._logging import install_httpx_log_redaction, redact_secrets
 from airflow_provider_luma.hooks._retry import (
     RetryPolicy,
+    RetryState,
     is_api_answer,
     proves_nothing_queued,
     run_async,
@@ -103,6 +104,7 @@ class LumaHook(BaseHook):
         self._client: httpx.Client | None = None
         self._download_client: httpx.Client | None = None
         self._lease: AsyncLease | None = None
+        self._submission: RetryState | None = None
         install_httpx_log_redaction()
 
     # ----------------------------------------------------------------- connection form (Airflow UI)
@@ -249,6 +251,39 @@ class LumaHook(BaseHook):
             raise TypeError(f"expected a GenerationRequest, got {type(request).__name__}")
         return request.to_json()
 
+    def _forget_submission(self, method: str) -> None:
+        if method == "POST":
+            self._submission = None
+
+    def _start(
+        self,
+        settings: LumaSettings,
+        method: str,
+        path: str,
+        request_id: str,
+        *,
+        policy: RetryPolicy | None = None,
+        deadline: float | None = None,
+    ) -> RetryState:
+        """One call's retry state; a POST's is kept, to tell afterwards whether it was in flight."""
+        state = (policy or settings.policy).start(
+            method, path, request_id, self.log, deadline=deadline, clock=self._clock
+        )
+        if method == "POST":
+            self._submission = state
+        return state
+
+    @property
+    def submission_may_have_been_sent(self) -> bool:
+        """
+        Whether the last :meth:`create_generation` (or its async twin) may have reached the API.
+
+        ``False`` when it was interrupted (by a task timeout, say) before its first attempt, or while it
+        waited between attempts after answers that proved nothing was queued: sending it again then
+        cannot pay twice. ``True`` whenever a request may have been out.
+        """
+        return self._submission is not None and self._submission.in_flight
+
     @staticmethod
     def _within(request: httpx.Request, settings: LumaSettings, budget: float | None) -> httpx.Request:
         """``request`` with its timeouts cut to ``budget`` (the time left before a deadline), if any."""
@@ -268,12 +303,11 @@ class LumaHook(BaseHook):
     ) -> tuple[httpx.Response, str]:
         """The answer the retry policy accepted, and the request id it was sent with."""
         request_id = self._request_id(request_id)
+        self._forget_submission(method)
         settings = self._get_settings()
         client = self.get_conn()
         request = client.build_request(**self._request_args(settings, method, path, body, request_id))
-        state = (policy or settings.policy).start(
-            method, path, request_id, self.log, deadline=deadline, clock=self._clock
-        )
+        state = self._start(settings, method, path, request_id, policy=policy, deadline=deadline)
         response = run_sync(
             lambda budget: client.send(self._within(request, settings, budget)), state, self._sleep
         )
@@ -301,12 +335,11 @@ class LumaHook(BaseHook):
         deadline: float | None = None,
     ) -> Generation:
         request_id = self._request_id(request_id)
+        self._forget_submission(method)
         client = await self._aclient()
         settings = await self._aget_settings()
         request = client.build_request(**self._request_args(settings, method, path, body, request_id))
-        state = settings.policy.start(
-            method, path, request_id, self.log, deadline=deadline, clock=self._clock
-        )
+        state = self._start(settings, method, path, request_id, deadline=deadline)
         response = await run_async(
             lambda budget: client.send(self._within(request, settings, budget)), state, self._async_sleep
         )
@@ -370,7 +403,7 @@ class LumaHook(BaseHook):
             )
             if response.status_code == 404:
                 detail = _detail(response)
-                if detail == _NOT_FOUND_DETAIL and is_api_answer(response):
+                if _is_api_not_found(response, detail):
                     return True, "Connection successful: the API accepted the key."
                 return False, (
                     f"The base URL {settings.client.base_url} does not look like the Luma API: it "
@@ -452,6 +485,11 @@ def _detail(response: httpx.Response) -> str:
     return redact_secrets(json.dumps(detail if detail is not None else body)[:500])
 
 
+def _is_api_not_found(response: httpx.Response, detail: str) -> bool:
+    """Whether a 404 is the API's own "no such generation" (not a gateway's, not a wrong base URL's)."""
+    return detail == _NOT_FOUND_DETAIL and is_api_answer(response)
+
+
 def _generation_from(response: httpx.Response, request_id: str, method: str) -> Generation:
     """
     The one place an API answer becomes a :class:`Generation` or an exception.
@@ -465,9 +503,14 @@ def _generation_from(response: httpx.Response, request_id: str, method: str) -> 
     """
     answered_id = response.headers.get("x-request-id") or request_id
     if not response.is_success:
-        error = api_error_from_response(
-            response.status_code, _detail(response), answered_id, response.headers
-        )
+        detail = _detail(response)
+        if response.status_code == 404 and not _is_api_not_found(response, detail):
+            # Only the API's own 404 says the generation does not exist. A gateway's (an ingress being
+            # redeployed) says nothing: read as "gone", it would make a reattaching task pay again.
+            raise LumaUnexpectedResponseError(
+                404, f"HTTP 404 from something in front of the API: {detail}", answered_id, retryable=True
+            )
+        error = api_error_from_response(response.status_code, detail, answered_id, response.headers)
         if method == "POST" and error.retryable and not proves_nothing_queued(response):
             origin = "" if is_api_answer(response) else " from something in front of the API"
             raise LumaSubmissionUnknownError(

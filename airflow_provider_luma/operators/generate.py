@@ -19,6 +19,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_luma import polling
 from airflow_provider_luma._compat import conf
+from airflow_provider_luma._failures import raise_for_task
 from airflow_provider_luma._submission import SubmissionLedger, request_id_for
 from airflow_provider_luma.exceptions import LumaError, LumaRequestValidationError
 from airflow_provider_luma.models import (
@@ -27,7 +28,6 @@ from airflow_provider_luma.models import (
     ImageRef,
     estimate_cost_usd,
 )
-from airflow_provider_luma.operators._failures import raise_for_task
 from airflow_provider_luma.storage import is_storage_reference, read_storage_image
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _conceal(value: Any, field_name: str) -> Any:
     carries_secrets = (
         isinstance(value, ImageRef)
         or (isinstance(value, Mapping) and ("data" in value or "url" in value))
-        or (isinstance(value, str) and value.startswith("https://"))
+        or (isinstance(value, str) and (value.startswith("https://") or ("://" in value and "?" in value)))
     )
     return _RenderedReference(value, field_name) if carries_secrets else value
 
@@ -278,7 +278,7 @@ class LumaGenerateImageOperator(BaseOperator):
         request = self._request()
         # Once, before the POST: for a 40 MB source this digest takes a quarter of a second.
         fingerprint = request.fingerprint()
-        ledger = SubmissionLedger(context.get("task_state_store"), self.log)
+        ledger = _ledger(context, self.log)
         if ledger.store is None:
             self.log.warning(
                 "task_state_store is not available (Airflow < 3.3): a retry of this task cannot "
@@ -354,7 +354,7 @@ class LumaGenerateImageOperator(BaseOperator):
         ``request_id`` come from the deferral's kwargs; ``dag.test()`` drops those, so they are then
         read from the submission record and the rendered fields.
         """
-        ledger = SubmissionLedger(context.get("task_state_store"), self.log)
+        ledger = _ledger(context, self.log)
         record = ledger.record
         described = request if request is not None else self._request().describe()
         expected = generation_id or (record.generation_id if record is not None else None)
@@ -376,6 +376,13 @@ class LumaGenerateImageOperator(BaseOperator):
         self.log.info("Generation %s completed", summary["generation_id"])
         context["ti"].xcom_push(key="generation_id", value=summary["generation_id"])
         return _result(summary, described_request, request_id or ledger.request_id)
+
+
+def _ledger(context: Context, log: Any) -> SubmissionLedger:
+    """This task instance's submission record (per map index), and whether a person cleared it."""
+    return SubmissionLedger(
+        context.get("task_state_store"), log, max_tries=getattr(context["ti"], "max_tries", None)
+    )
 
 
 def _request_id(context: Context) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_luma._compat import conf
+from airflow_provider_luma._failures import raise_for_task
 from airflow_provider_luma.exceptions import (
     LumaConfigurationError,
     LumaError,
@@ -25,7 +26,6 @@ from airflow_provider_luma.exceptions import (
     LumaRequestValidationError,
 )
 from airflow_provider_luma.models import Generation, GenerationState, is_generation_id
-from airflow_provider_luma.operators._failures import raise_for_task
 from airflow_provider_luma.storage import conn_id_of, extension_for, object_uri
 from airflow_provider_luma.uploads import (
     DEFAULT_FILE_NAME,

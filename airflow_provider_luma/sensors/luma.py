@@ -153,7 +153,7 @@ class LumaGenerationSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
-            summary = polling.summary_or_raise(event)
+            summary = polling.summary_or_raise(event, self.generation_id)
         except LumaGenerationTimeoutError as error:
             raise AirflowSensorTimeout(str(error)) from error
         except LumaError as error:

@@ -56,8 +56,9 @@ def _operator(**kwargs: Any) -> LumaGenerateImageOperator:
     )
 
 
-def _try(store: FakeTaskStateStore, try_number: int, **kwargs: Any) -> dict[str, Any]:
-    return _operator(**kwargs).execute(make_context(store, try_number=try_number))
+def _try(store: FakeTaskStateStore, try_number: int, *, max_tries: int = 0, **kwargs: Any) -> dict[str, Any]:
+    """One try: Airflow's own retry keeps ``max_tries``; a person's clear raises it (no retries here)."""
+    return _operator(**kwargs).execute(make_context(store, try_number=try_number, max_tries=max_tries))
 
 
 def _counts(emulator: LumaEmulator) -> tuple[int, int]:
@@ -91,17 +92,35 @@ def test_execution_timeout_then_retry_then_clear(luma_emulator: LumaEmulator) ->
     assert request_id in str(info.value) and "clear the task" in str(info.value)
     assert _counts(luma_emulator) == (1, 1)
 
-    # Had Airflow retried anyway (the record without a report, as a kill would leave it): no POST.
-    store.values[STATE_KEY] = {**store.values[STATE_KEY], "failure_reported": None}
+    # Had Airflow retried anyway (as after a kill right after the report): its max_tries is the same,
+    # so it is no clear, and it does not POST.
     with pytest.raises(AirflowFailException, match=request_id):
         _try(store, 2)
     assert _counts(luma_emulator) == (1, 1)
 
-    # A person's clear after the reported failure: one new generation, on purpose.
-    result = _try(store, 3)
+    # A person's clear after the reported failure raises max_tries: one new generation, on purpose.
+    result = _try(store, 3, max_tries=2)
     assert result["state"] == "completed"
     assert _counts(luma_emulator) == (2, 2)
     assert result["request_id"].endswith("-3")
+
+
+def test_execution_timeout_while_waiting_out_a_429_leaves_the_retry_free_to_post(
+    luma_emulator: LumaEmulator,
+) -> None:
+    """Every answer so far said "nothing was queued": the timeout interrupted no request."""
+    from airflow.sdk.execution_time.timeout import timeout
+
+    from airflow_provider_luma._compat import AirflowTaskTimeout
+
+    luma_emulator.add_fault(Fault(method="POST", status=429, rate_limit="concurrency"))
+    store = FakeTaskStateStore()
+    with pytest.raises(AirflowTaskTimeout), timeout(1):  # the hook was sleeping out Retry-After: 60
+        _try(store, 1)
+    assert _counts(luma_emulator) == (1, 0)
+    assert store.values[STATE_KEY]["pending"] is False
+    assert _try(store, 2)["state"] == "completed"  # Airflow's retry
+    assert _counts(luma_emulator) == (2, 1)
 
 
 # --- statuses that prove nothing was queued: one POST, and the next try may POST ----------------------------
@@ -115,7 +134,7 @@ def test_a_refused_post_fails_once_and_a_clear_submits(luma_emulator: LumaEmulat
         _try(store, 1)
     assert _counts(luma_emulator) == (1, 0)
     assert store.values[STATE_KEY]["pending"] is False
-    assert _try(store, 2)["state"] == "completed"
+    assert _try(store, 2, max_tries=1)["state"] == "completed"
     assert _counts(luma_emulator) == (2, 1)
 
 
@@ -138,9 +157,11 @@ def test_each_failure_code_then_the_next_try(luma_emulator: LumaEmulator, code: 
     assert info.value is not None and code in str(info.value)
     assert _counts(luma_emulator) == (1, 1)
 
-    assert _try(store, 2)["state"] == "completed"
+    # Retryable: Airflow's own retry (same max_tries); final: a person's clear (max_tries raised).
+    next_max_tries = 0 if code in RETRYABLE_CODES else 1
+    assert _try(store, 2, max_tries=next_max_tries)["state"] == "completed"
     assert _counts(luma_emulator) == (2, 2)
 
     # A third try (a clear after success) reuses the completed generation: nothing more is paid.
-    assert _try(store, 3)["state"] == "completed"
+    assert _try(store, 3, max_tries=2)["state"] == "completed"
     assert _counts(luma_emulator) == (2, 2)

@@ -266,8 +266,9 @@ def test_a_bad_request_fails_before_any_http_call(hook: LumaHook) -> None:
 async def test_each_error_status_maps_to_its_exception(
     luma_conn: Callable[..., None], router: Any, status: int, detail: str, error_class: type[LumaAPIError]
 ) -> None:
+    headers = {"X-Request-Id": "srv-7", "X-API-Version": "2026-04-01"}
     route = router.post(f"{BASE_URL}/generations").mock(
-        return_value=httpx.Response(status, headers={"X-Request-Id": "srv-7"}, json={"detail": detail})
+        return_value=httpx.Response(status, headers=headers, json={"detail": detail})
     )
     request = GenerationRequest.build(prompt="a fox")
     for attempt in ("sync", "async"):
@@ -285,6 +286,25 @@ async def test_each_error_status_maps_to_its_exception(
         )
         assert "srv-7" in str(caught.value) and detail in str(caught.value)
     assert route.call_count == 2
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(404, text="<html><body><h1>404 Not Found</h1>nginx</body></html>"),
+        httpx.Response(404, json={"detail": "Not Found"}, headers={"X-API-Version": "2026-04-01"}),
+    ],
+    ids=["gateway-page", "another-404"],
+)
+def test_only_the_apis_own_404_says_a_generation_is_gone(
+    hook: LumaHook, router: Any, response: httpx.Response
+) -> None:
+    """Read as "gone", a gateway's 404 would make a reattaching task submit, and pay, again."""
+    router.get(f"{BASE_URL}/generations/{GEN_ID}").mock(return_value=response)
+    with pytest.raises(LumaUnexpectedResponseError) as caught:
+        hook.get_generation(GEN_ID)
+    assert not isinstance(caught.value, LumaNotFoundError)
+    assert caught.value.retryable
 
 
 def test_list_detail_and_non_json_errors_are_kept_readable(hook: LumaHook, router: Any) -> None:

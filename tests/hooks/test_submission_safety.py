@@ -22,7 +22,7 @@ from airflow_provider_luma.exceptions import (
 )
 from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import GenerationRequest
-from tests.hooks.conftest import BASE_URL, Sleeps, generation_body
+from tests.hooks.conftest import BASE_URL, Sleeps, api_error, generation_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -219,3 +219,22 @@ async def test_an_interruption_during_a_post_propagates_unchanged(
 
     assert caught.value is interruption
     assert sent == [TASK_ID] and api.sleeps == []
+    assert api.hook.submission_may_have_been_sent  # it was out when interrupted
+
+
+async def test_an_interruption_while_waiting_out_a_429_says_nothing_was_sent(api: Api, router: Any) -> None:
+    """The operator may then clear its pending record: every answer so far proved nothing queued."""
+
+    def interrupted_wait(seconds: float) -> None:
+        raise AirflowTaskTimeout("execution_timeout")
+
+    async def interrupted_async_wait(seconds: float) -> None:
+        interrupted_wait(seconds)
+
+    api.hook._sleep, api.hook._async_sleep = interrupted_wait, interrupted_async_wait
+    router.post("/generations").mock(
+        return_value=api_error(429, "Too many concurrent jobs", **{"Retry-After": "60"})
+    )
+    with pytest.raises(AirflowTaskTimeout):
+        await api.create(request_id=TASK_ID)
+    assert not api.hook.submission_may_have_been_sent

@@ -149,6 +149,7 @@ def test_worker_poll_returns_small_result_and_pushes_the_id(fake_hook: FakeHook,
         "generation_id": GEN_ID,
         "pending": False,
         "failure_reported": None,
+        "reported_max_tries": None,
     }
     assert store.retentions[STATE_KEY] is never_expire()
 
@@ -396,6 +397,7 @@ def test_reattach_skipped_when_the_request_changed(fake_hook: FakeHook, clock: F
         "generation_id": OTHER_ID,
         "pending": False,
         "failure_reported": None,
+        "reported_max_tries": None,
     }
 
 
@@ -505,3 +507,21 @@ def test_a_store_that_cannot_remember_the_id_fails_without_retry(fake_hook: Fake
     with pytest.raises(AirflowFailException, match=rf"{GEN_ID} was submitted .* could not be remembered"):
         _operator().execute(make_context(FailingTaskStateStore(fail_after=1)))
     assert len(fake_hook.created) == 1 and fake_hook.get_calls == []
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "https://bucket.example/ref.png?X-Amz-Signature=s3cr3t",
+        "http://bucket.example/ref.png?X-Amz-Signature=s3cr3t",  # refused later, but shown first
+        {"url": "https://bucket.example/ref.png?X-Amz-Signature=s3cr3t"},
+        {"data": base64.b64encode(PNG + b"s3cr3t").decode(), "media_type": "image/png"},
+    ],
+    ids=["https", "http", "mapping-url", "mapping-data"],
+)
+def test_a_rendered_reference_is_stored_without_its_signature_or_bytes(reference: object) -> None:
+    """What Airflow stores as the rendered field (and the UI shows) is the reference's description."""
+    from airflow_provider_luma.operators.generate import _conceal
+
+    shown = json.dumps(_conceal(reference, "image_ref[0]").serialize())
+    assert "s3cr3t" not in shown and base64.b64encode(PNG).decode() not in shown

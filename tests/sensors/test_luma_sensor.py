@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from airflow.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
+from airflow.exceptions import AirflowException, AirflowFailException, AirflowSkipException, TaskDeferred
 from airflow.sdk import PokeReturnValue
 
 from airflow_provider_luma._compat import AirflowSensorTimeout
@@ -178,3 +178,10 @@ def test_the_first_look_of_a_deferrable_sensor_follows_the_sensor_options(
     fake_hook.script([error])
     with pytest.raises(outcome):
         _sensor(deferrable=True, **options).execute(make_context())
+
+
+def test_an_event_about_another_generation_is_not_the_sensors_success(clock: FakeClock) -> None:
+    event = make_event("success")
+    event["generation_id"] = event["generation"]["generation_id"] = "0b5a4e8c-1d7a-4c36-9f7e-2a6b0d9e1f23"
+    with pytest.raises(AirflowException, match=f"waits for {GEN_ID}"):
+        _sensor().execute_complete(make_context(), event)
