@@ -202,7 +202,14 @@ def test_python_m_serves_until_interrupted() -> None:
         )
         assert response.status_code == 201
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=15) == 0
+        try:
+            # A bound, not a pause: on a loaded 2-core CI machine the shutdown has taken over 15 s once.
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            pytest.fail(f"the emulator did not stop on SIGINT; its stderr ends: {stderr[-2000:]}")
+        assert code == 0
     finally:
         if process.poll() is None:
             process.kill()
