@@ -24,6 +24,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_luma._redaction import redact_secrets
 from airflow_provider_luma.exceptions import (
     LumaGenerationFailedError,
     LumaRequestValidationError,
@@ -59,7 +60,6 @@ IMAGE_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 _SIGNATURE_BASE64_CHARS = 16
 #: The most of a bad value an error message quotes: enough to recognise it, not a body.
 _QUOTED_CHARS = 40
-_URL_QUERY = re.compile(r"(://[^\s?#'\"]*)\?[^\s#'\"]*")
 
 #: Published pay-as-you-go prices in USD per image (2K output): (no input image, first input image).
 _BASE_PRICE_USD: dict[str, tuple[float, float]] = {"uni-1": (0.0404, 0.0434), "uni-1-max": (0.1000, 0.1030)}
@@ -76,7 +76,7 @@ def _quoted(value: object) -> str:
     A bad value as an error message may show it: a URL's query string (for a presigned URL, the
     credential) removed, and cut to a few dozen characters (a base64 image is megabytes of text).
     """
-    text = _URL_QUERY.sub(r"\1?<redacted>", value if isinstance(value, str) else repr(value))
+    text = redact_secrets(value if isinstance(value, str) else repr(value))
     if len(text) > _QUOTED_CHARS:
         return f"{text[:_QUOTED_CHARS]!r}... ({len(text)} characters)"
     return repr(text) if isinstance(value, str) else text

@@ -7,26 +7,17 @@ user's logging configuration), a filter on it replaces query strings with ``?<re
 method, host, path and status stay visible.
 
 Text that comes from elsewhere (an error body, the message of an httpx exception) goes through
-:func:`redact_secrets`, the one redaction of free text, before it reaches an exception message.
+:func:`airflow_provider_luma._redaction.redact_secrets`, the one redaction of free text, before it
+reaches an exception message.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 
 import httpx
 
-_REDACTED = "<redacted>"
-#: Anything in free text that could be a credential: a query string (a presigned URL's signature), an
-#: ``Authorization`` value as h11 quotes it when refusing a header (``b'Bearer ...'``), or something
-#: shaped like a Luma API key.
-_SECRET_LOOKING = re.compile(r"\?[^\s\"']*|Bearer\s*[^\s\"']*|luma-api-[A-Za-z0-9_-]+")
-
-
-def redact_secrets(text: str) -> str:
-    """``text`` with whatever looks like a URL signature, a bearer token or a key cut out."""
-    return _SECRET_LOOKING.sub(_REDACTED, text)
+from airflow_provider_luma._redaction import REDACTED as _REDACTED
 
 
 def redact_url(url: httpx.URL | str) -> str:

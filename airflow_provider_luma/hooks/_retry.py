@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from airflow_provider_luma._redaction import redact_secrets
 from airflow_provider_luma.exceptions import (
     LumaSubmissionUnknownError,
     LumaTransportError,
     parse_retry_after,
 )
-from airflow_provider_luma.hooks._logging import redact_secrets
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

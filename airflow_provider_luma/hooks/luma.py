@@ -21,6 +21,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseHook
 
 from airflow_provider_luma._compat import AirflowNotFoundException
+from airflow_provider_luma._redaction import redact_secrets
 from airflow_provider_luma.exceptions import (
     LumaAuthenticationError,
     LumaError,
@@ -38,7 +39,7 @@ from airflow_provider_luma.hooks._connection import (
     settings_from_connection,
 )
 from airflow_provider_luma.hooks._downloads import DownloadedOutput, open_output, output_url, write_output
-from airflow_provider_luma.hooks._logging import install_httpx_log_redaction, redact_secrets
+from airflow_provider_luma.hooks._logging import install_httpx_log_redaction
 from airflow_provider_luma.hooks._retry import (
     RetryPolicy,
     RetryState,
