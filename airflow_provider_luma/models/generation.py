@@ -1,0 +1,186 @@
+"""
+What the Luma Agents API gives back: a generation, its states, its failure codes, its outputs.
+
+This module does no I/O; :mod:`airflow_provider_luma.models.request` holds what is sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_luma.exceptions import LumaGenerationFailedError, LumaUnexpectedResponseError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def is_generation_id(value: object) -> bool:
+    """Whether ``value`` is a string in the form of a generation id (a UUID)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class GenerationState(str, Enum):
+    """
+    The four states a generation passes through: ``queued -> processing -> completed | failed``.
+
+    ``UNKNOWN`` is never sent by the API: it stands for a state this provider does not know yet (one
+    a newer API version may add). It is not terminal, so a waiter keeps polling until the deadline
+    instead of failing a generation that may still complete and be billed.
+    """
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def read(cls, value: object) -> GenerationState:
+        """The state named by an API body; any other string is ``UNKNOWN`` (a non-string is an error)."""
+        if not isinstance(value, str):
+            raise TypeError(f"state must be a string, got {type(value).__name__}")
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (GenerationState.COMPLETED, GenerationState.FAILED)
+
+
+class FailureCode(str, Enum):
+    """The nine ``failure_code`` values of a failed generation."""
+
+    CONTENT_MODERATED = "content_moderated"
+    GENERATION_FAILED = "generation_failed"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    OUTPUT_NOT_FOUND = "output_not_found"
+    IMAGE_TOO_LARGE = "image_too_large"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    CORRUPT_INPUT = "corrupt_input"
+    INVALID_REQUEST = "invalid_request"
+    RATE_LIMITED = "rate_limited"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether submitting the same request again may succeed (the API's own advice per code)."""
+        return self in _RETRYABLE_FAILURE_CODES
+
+
+_RETRYABLE_FAILURE_CODES = frozenset(
+    {FailureCode.GENERATION_FAILED, FailureCode.OUTPUT_NOT_FOUND, FailureCode.RATE_LIMITED}
+)
+
+
+def failure_code_is_retryable(code: str | None) -> bool:
+    """Retryability of a raw ``failure_code``; an unknown or missing code is not retried blindly."""
+    try:
+        return FailureCode(code).retryable
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class GenerationOutput:
+    """
+    One output of a completed generation.
+
+    :param type: the media word, ``image`` for uni-1.
+    :param url: a presigned URL, valid one hour and minted afresh on each GET. A secret: kept out of
+        ``repr`` so it cannot slip into a log line.
+    """
+
+    type: str
+    url: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """
+    A generation as ``POST`` and ``GET /v1/generations`` return it.
+
+    :param id: the generation's UUID.
+    :param state: where it is in ``queued -> processing -> completed | failed``.
+    :param model: the model that runs it.
+    :param type: ``image`` or ``image_edit``.
+    :param created_at: ISO-8601 UTC creation time, as the API gave it.
+    :param output: the outputs (one image) once completed.
+    :param failure_code: the ``failure_code`` once failed.
+    :param failure_reason: the human-readable reason once failed.
+    :param request_id: the ``X-Request-Id`` of the response this was read from.
+    :param reported_state: the state string as the API sent it, when it is one this provider does not
+        know (``state`` is then ``UNKNOWN``).
+    """
+
+    id: str
+    state: GenerationState
+    model: str
+    type: str
+    created_at: str
+    output: tuple[GenerationOutput, ...] = ()
+    failure_code: str | None = None
+    failure_reason: str | None = None
+    request_id: str | None = None
+    reported_state: str | None = None
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any], request_id: str | None = None) -> Generation:
+        """Read an API body; a body missing the id or the state is an unexpected response."""
+        try:
+            state = GenerationState.read(body["state"])
+            return cls(
+                id=str(body["id"]),
+                state=state,
+                model=str(body.get("model") or ""),
+                type=str(body.get("type") or ""),
+                created_at=str(body.get("created_at") or ""),
+                output=tuple(
+                    GenerationOutput(type=str(item.get("type") or "image"), url=str(item["url"]))
+                    for item in body.get("output") or ()
+                ),
+                failure_code=body.get("failure_code"),
+                failure_reason=body.get("failure_reason"),
+                request_id=request_id,
+                reported_state=str(body["state"]) if state is GenerationState.UNKNOWN else None,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise LumaUnexpectedResponseError(
+                200, f"unreadable generation body ({type(error).__name__}: {error})", request_id
+            ) from error
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+    def failure_error(self) -> LumaGenerationFailedError:
+        """The error a failed generation stands for, retryable when its code says a resubmission may work."""
+        return LumaGenerationFailedError(
+            self.id,
+            self.failure_code,
+            self.failure_reason,
+            retryable=failure_code_is_retryable(self.failure_code),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """What may go to XCom, logs and trigger events: ids and states, never the presigned URLs."""
+        return {
+            "generation_id": self.id,
+            "state": self.reported_state or self.state.value,
+            "model": self.model,
+            "type": self.type,
+            "created_at": self.created_at,
+            "output_count": len(self.output),
+            "failure_code": self.failure_code,
+            "failure_reason": self.failure_reason,
+            "request_id": self.request_id,
+        }
