@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 START = 1_800_000_000.0
 GEN_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
+#: A second generation: what a new submission, or a wrong event, is about.
+OTHER_ID = "0b5a4e8c-1d7a-4c36-9f7e-2a6b0d9e1f23"
 #: The failure codes Luma documents as worth resubmitting (written out here, not read from the code).
 RETRYABLE_CODES = {"generation_failed", "output_not_found", "rate_limited"}
 

@@ -24,6 +24,7 @@ from airflow_provider_luma.models import Generation, GenerationRequest
 from airflow_provider_luma.operators.generate import LumaGenerateImageOperator
 from tests.fakes import (
     GEN_ID,
+    OTHER_ID,
     FakeClock,
     FakeHook,
     FakeTaskStateStore,
@@ -31,8 +32,6 @@ from tests.fakes import (
     make_event,
     make_generation,
 )
-
-OTHER_ID = "0b5a4e8c-1d7a-4c36-9f7e-2a6b0d9e1f23"
 
 
 def _operator(**kwargs: Any) -> LumaGenerateImageOperator:

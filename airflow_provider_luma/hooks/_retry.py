@@ -63,10 +63,8 @@ class WarningLogger(Protocol):
     def warning(self, msg: str, /, *args: Any) -> object: ...
 
 
-def is_retryable_status(method: str, status_code: int) -> bool:
-    """Whether an error status may be retried for this method (the GET and POST rules side by side)."""
-    if method == "POST":
-        return status_code in POST_RETRYABLE_STATUSES
+def get_may_be_retried(status_code: int) -> bool:
+    """Whether a GET answered with this error status may be sent again (a POST: see below)."""
     return status_code in (408, 429) or status_code >= 500
 
 
@@ -115,7 +113,7 @@ def is_retryable_response(method: str, response: httpx.Response) -> bool:
     """Whether this answer may be retried: the GET rules look at the status, the POST rules at the proof."""
     if method == "POST":
         return proves_nothing_queued(response)
-    return is_retryable_status(method, response.status_code)
+    return get_may_be_retried(response.status_code)
 
 
 @dataclass(frozen=True)

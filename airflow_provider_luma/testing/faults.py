@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Method = Literal["POST", "GET", "OUTPUT"]
 Kind = Literal[
@@ -25,17 +25,8 @@ Kind = Literal[
     "drop_midway",
 ]
 
-METHODS: tuple[str, ...] = ("POST", "GET", "OUTPUT")
-KINDS: tuple[str, ...] = (
-    "status",
-    "slow",
-    "read_timeout",
-    "drop",
-    "drop_after_create",
-    "proxy_after_create",
-    "malformed",
-    "drop_midway",
-)
+METHODS: tuple[str, ...] = get_args(Method)
+KINDS: tuple[str, ...] = get_args(Kind)
 _AFTER_CREATE = frozenset({"drop_after_create", "proxy_after_create"})
 _KINDS_FOR_METHOD = {
     "POST": frozenset(KINDS) - {"drop_midway"},

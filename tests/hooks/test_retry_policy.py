@@ -22,7 +22,7 @@ from airflow_provider_luma.exceptions import (
     LumaSubmissionUnknownError,
     LumaTransportError,
 )
-from airflow_provider_luma.hooks._retry import RetryPolicy, is_retryable_status
+from airflow_provider_luma.hooks._retry import RetryPolicy, get_may_be_retried, proves_nothing_queued
 from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import GenerationRequest, GenerationState
 from tests.hooks.conftest import BASE_URL, Sleeps, api_error, generation_body, proxy_page
@@ -374,13 +374,17 @@ async def test_rpm_429_without_retry_after_uses_x_ratelimit_reset(api: Api, rout
 # --------------------------------------------------------------------------------- policy itself
 
 
+def _api_error(status: int) -> httpx.Response:
+    return httpx.Response(status, headers={"X-API-Version": "2026-04-01"}, json={"detail": "d"})
+
+
 def test_retry_table() -> None:
     for status in (429, 502, 503):
-        assert is_retryable_status("POST", status) and is_retryable_status("GET", status)
-    for status in (500, 504):
-        assert is_retryable_status("GET", status) and not is_retryable_status("POST", status)
+        assert proves_nothing_queued(_api_error(status)) and get_may_be_retried(status)
+    for status in (408, 500, 504):
+        assert get_may_be_retried(status) and not proves_nothing_queued(_api_error(status))
     for status in (400, 401, 402, 403, 404, 413, 422):
-        assert not is_retryable_status("GET", status) and not is_retryable_status("POST", status)
+        assert not get_may_be_retried(status) and not proves_nothing_queued(_api_error(status))
 
 
 def test_backoff_is_capped_and_jittered_within_bounds() -> None:

@@ -31,6 +31,7 @@ from airflow_provider_luma.operators.generate import LumaGenerateImageOperator
 from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 from tests.fakes import (
     GEN_ID,
+    OTHER_ID,
     RETRYABLE_CODES,
     START,
     FailingTaskStateStore,
@@ -42,7 +43,6 @@ from tests.fakes import (
     make_generation,
 )
 
-OTHER_ID = "0b5a4e8c-1d7a-4c36-9f7e-2a6b0d9e1f23"
 #: The X-Request-Id of the first try of tests.fakes.FakeTI's task.
 REQUEST_ID = "airflow-marketing-manual__2026-12-02T05_48_47_00_00-generate--1-1"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
