@@ -9,11 +9,14 @@ import asyncio
 import http.cookiejar
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from airflow_provider_luma import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 DEFAULT_BASE_URL = "https://agents.lumalabs.ai/v1"
 USER_AGENT = f"airflow-provider-luma/{__version__}"
@@ -86,6 +89,50 @@ class ClientConfig:
         would hand our API key to the storage host.
         """
         return httpx.Client(**self._options(), headers={"User-Agent": USER_AGENT}, follow_redirects=True)
+
+
+class _ReadByDeadline(httpx.SyncByteStream):
+    """A response body whose reading ends by a time: httpx's timeouts bound each read, not all of them."""
+
+    def __init__(
+        self, stream: httpx.SyncByteStream, request: httpx.Request, ends_at: float, clock: Callable[[], float]
+    ) -> None:
+        self._stream = stream
+        self._request = request
+        self._ends_at = ends_at
+        self._clock = clock
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            if self._clock() > self._ends_at:
+                raise httpx.ReadTimeout(
+                    "the answer was still arriving at the deadline", request=self._request
+                )
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def send_within(
+    client: httpx.Client, request: httpx.Request, budget: float | None, clock: Callable[[], float]
+) -> httpx.Response:
+    """
+    Send ``request``; with a ``budget`` (seconds), its whole answer must arrive within it.
+
+    A server trickling its answer a byte at a time passes every per-read timeout; only a bound on the
+    whole read ends such a call by its deadline (the async side bounds the attempt with ``wait_for``).
+    """
+    if budget is None:
+        return client.send(request)
+    response = client.send(request, stream=True)
+    response.stream = _ReadByDeadline(response.stream, request, clock() + budget, clock)  # type: ignore[arg-type]
+    try:
+        response.read()
+    except BaseException:
+        response.close()
+        raise
+    return response
 
 
 @dataclass

@@ -32,7 +32,7 @@ from airflow_provider_luma.exceptions import (
     api_error_from_response,
 )
 from airflow_provider_luma.hooks import _form
-from airflow_provider_luma.hooks._clients import ASYNC_CLIENTS, AsyncLease
+from airflow_provider_luma.hooks._clients import ASYNC_CLIENTS, AsyncLease, send_within
 from airflow_provider_luma.hooks._connection import (
     LumaSettings,
     asettings_from_connection,
@@ -310,7 +310,9 @@ class LumaHook(BaseHook):
         request = client.build_request(**self._request_args(settings, method, path, body, request_id))
         state = self._start(settings, method, path, request_id, policy=policy, deadline=deadline)
         response = run_sync(
-            lambda budget: client.send(self._within(request, settings, budget)), state, self._sleep
+            lambda budget: send_within(client, self._within(request, settings, budget), budget, self._clock),
+            state,
+            self._sleep,
         )
         return response, request_id
 

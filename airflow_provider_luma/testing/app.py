@@ -144,6 +144,31 @@ class _Truncated(Response):
         await self.connection.drop()
 
 
+class _Trickled(Response):
+    """Send ``response`` whole, but its body one byte every ``delay`` seconds (until the client hangs up)."""
+
+    def __init__(self, response: Response, connection: _Connection, delay: float) -> None:
+        super().__init__()
+        self.original = response
+        self.connection = connection
+        self.delay = delay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = bytes(self.original.body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.original.status_code,
+                "headers": self.original.raw_headers,
+            }
+        )
+        for index in range(len(body)):
+            await send({"type": "http.response.body", "body": body[index : index + 1], "more_body": True})
+            if not await self.connection.wait(self.delay):
+                return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 class _Stream(Response):
     """Stream ``chunks`` with a known Content-Length; optionally cut the connection after ``cut_at`` bytes."""
 
@@ -257,6 +282,8 @@ class _Api:
             return _proxy_page(fault)
         if fault.kind == "malformed":
             return _malformed(response)
+        if fault.kind == "trickle":
+            return _Trickled(response, connection, fault.delay)
         return response
 
     async def create_generation(self, request: Request) -> Response:

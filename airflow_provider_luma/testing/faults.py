@@ -23,15 +23,16 @@ Kind = Literal[
     "proxy_after_create",
     "malformed",
     "drop_midway",
+    "trickle",
 ]
 
 METHODS: tuple[str, ...] = get_args(Method)
 KINDS: tuple[str, ...] = get_args(Kind)
 _AFTER_CREATE = frozenset({"drop_after_create", "proxy_after_create"})
 _KINDS_FOR_METHOD = {
-    "POST": frozenset(KINDS) - {"drop_midway"},
+    "POST": frozenset(KINDS) - {"drop_midway", "trickle"},
     "GET": frozenset(KINDS) - _AFTER_CREATE - {"drop_midway"},
-    "OUTPUT": frozenset(KINDS) - _AFTER_CREATE,
+    "OUTPUT": frozenset(KINDS) - _AFTER_CREATE - {"trickle"},
 }
 #: A gateway's own error pages (nginx's wording): HTML, no ``detail``, no API headers.
 PROXY_REASONS: dict[int, str] = {
@@ -79,7 +80,9 @@ class Fault:
         request normally, so a valid one creates its generation, then answer with a gateway's error page
         of ``status``, 502 by default: the 201 lost between the origin and a load balancer);
         ``"malformed"`` (behave normally but send a truncated body; a POST still creates);
-        ``"drop_midway"`` (OUTPUT only: send the headers and half the image, then close).
+        ``"drop_midway"`` (OUTPUT only: send the headers and half the image, then close); ``"trickle"``
+        (GET only: behave normally, but send the body one byte every ``delay`` seconds, as a
+        congested link or a misbehaving proxy does: each read succeeds, the whole takes long).
     :param proxy: for a forced ``status`` on POST or GET: the answer comes from a load balancer in front
         of the API, not from the API: an HTML page, without ``X-API-Version``, ``X-Request-Id`` or a
         ``detail`` (nothing is created). Implied by ``"proxy_after_create"``.

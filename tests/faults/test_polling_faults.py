@@ -148,9 +148,19 @@ async def test_two_copies_of_one_trigger_each_report_the_same_outcome_once(
 # --- the worker loop and the sensor: the same deadline rules, synchronously ------------------------------
 
 
-def test_the_worker_loop_ends_by_its_deadline_despite_a_hung_get(luma_emulator: LumaEmulator) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(method="GET", kind="slow", delay=120, times=50),
+        Fault(method="GET", kind="trickle", delay=0.2, times=50),
+    ],
+    ids=["hung", "trickled"],
+)
+def test_the_worker_loop_ends_by_its_deadline_despite_a_stuck_get(
+    luma_emulator: LumaEmulator, fault: Fault
+) -> None:
     generation_id = _submit(luma_emulator, processing=True)
-    luma_emulator.add_fault(Fault(method="GET", kind="slow", delay=120, times=50))
+    luma_emulator.add_fault(fault)
     plan = polling.PollPlan.starting_now(generation_id, timeout=2.0, initial_wait=0.0, poll_interval=0.05)
     with LumaHook(luma_conn_id="luma_default") as hook:
         outcome = polling.wait_for_generation(hook.get_generation, plan)

@@ -208,3 +208,24 @@ async def test_a_hung_get_returns_by_its_deadline_async(luma_connection: str, lu
     assert caught.value.retryable and "deadline passed after 1 attempt(s)" in str(caught.value)
     await asyncio.to_thread(wait_until_abandoned, luma_emulator)
     assert luma_emulator.stats.requests[GET] == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_an_answer_trickled_a_byte_at_a_time_cannot_hold_a_get_past_its_deadline(
+    luma_connection: str, luma_emulator: Any, mode: str
+) -> None:
+    """Every read arrives within its timeout; only a bound on the whole answer ends the call."""
+    luma_emulator.add_fault(Fault(method="GET", kind="trickle", delay=0.2, times=50))
+    deadline = time.time() + 1.0
+    started = time.monotonic()
+
+    async with LumaHook(luma_connection) as hook:
+        with pytest.raises(LumaTransportError) as caught:
+            if mode == "sync":
+                await asyncio.to_thread(hook.get_generation, GEN_ID, deadline=deadline)
+            else:
+                await hook.aget_generation(GEN_ID, deadline=deadline)
+
+    # The one attempt a call at its deadline still gets (a last look) is at least 1 s.
+    assert time.monotonic() - started < 1.0 + 1.0 + 0.5
+    assert caught.value.retryable and "deadline" in str(caught.value)
