@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 from dataclasses import fields
 from typing import TYPE_CHECKING
@@ -24,6 +25,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     parser.add_argument("--api-key", default=None, help="must start with luma-api-; random by default")
     args = parser.parse_args(argv)
+    # A shell starts a background job with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: stop on SIGINT and SIGTERM whatever this process inherited.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, signal.default_int_handler)
     emulator = LumaEmulator(
         host=args.host,
         port=args.port,
