@@ -177,7 +177,7 @@ class SubmissionLedger:
             return None
         if record.generation_id is None:
             return None  # The API refused it: nothing was queued.
-        generation = self._reattach(hook, record.generation_id, record.failure_reported if cleared else None)
+        generation = self._reattach(hook, record.generation_id, cleared=cleared)
         if generation is not None and record.failure_reported:
             # A cleared try acted on the report, or a report Airflow never heard is now moot.
             self._write_quietly(replace(record, failure_reported=None, reported_max_tries=None))
@@ -192,7 +192,7 @@ class SubmissionLedger:
             and self.max_tries > record.reported_max_tries
         )
 
-    def _reattach(self, hook: LumaHook, generation_id: str, cleared_after: str | None) -> Generation | None:
+    def _reattach(self, hook: LumaHook, generation_id: str, *, cleared: bool) -> Generation | None:
         try:
             generation = hook.get_generation(generation_id)
         except LumaNotFoundError:
@@ -207,7 +207,7 @@ class SubmissionLedger:
                     generation.failure_code,
                 )
                 return None
-            if cleared_after is not None:
+            if cleared:
                 self.log.warning(
                     "The task was cleared after reporting that generation %s failed (%s): submitting "
                     "anew, on purpose",

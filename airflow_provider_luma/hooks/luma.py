@@ -10,7 +10,6 @@ an output from its presigned URL (:mod:`._downloads`). It knows nothing of Airfl
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 import uuid
@@ -21,17 +20,19 @@ from urllib.parse import quote
 from airflow.sdk import BaseHook
 
 from airflow_provider_luma._compat import AirflowNotFoundException
-from airflow_provider_luma._redaction import redact_secrets
 from airflow_provider_luma.exceptions import (
     LumaAuthenticationError,
     LumaError,
     LumaRequestValidationError,
-    LumaSubmissionUnknownError,
     LumaTransportError,
-    LumaUnexpectedResponseError,
-    api_error_from_response,
 )
 from airflow_provider_luma.hooks import _form
+from airflow_provider_luma.hooks._answers import (
+    NOT_FOUND_DETAIL,
+    error_detail,
+    generation_from,
+    is_api_not_found,
+)
 from airflow_provider_luma.hooks._clients import ASYNC_CLIENTS, AsyncLease, send_within
 from airflow_provider_luma.hooks._connection import (
     LumaSettings,
@@ -43,8 +44,6 @@ from airflow_provider_luma.hooks._logging import install_httpx_log_redaction
 from airflow_provider_luma.hooks._retry import (
     RetryPolicy,
     RetryState,
-    is_api_answer,
-    proves_nothing_queued,
     run_async,
     run_sync,
 )
@@ -60,10 +59,6 @@ if TYPE_CHECKING:
 _GENERATIONS = "/generations"
 #: What a caller-supplied ``X-Request-Id`` may hold: printable ASCII, no spaces (header-safe), bounded.
 _REQUEST_ID = re.compile(r"[!-~]{1,200}")
-#: An HTML tag, dropped from a gateway's error page before it is quoted.
-_TAG = re.compile(r"<[^>]*>")
-#: The API's own answer to a GET of a generation that does not exist.
-_NOT_FOUND_DETAIL = "Generation not found"
 
 
 class LumaHook(BaseHook):
@@ -326,7 +321,7 @@ class LumaHook(BaseHook):
         deadline: float | None = None,
     ) -> Generation:
         response, sent_id = self._exchange(method, path, body, request_id=request_id, deadline=deadline)
-        return _generation_from(response, sent_id, method)
+        return generation_from(response, sent_id, method)
 
     async def _asend(
         self,
@@ -346,7 +341,7 @@ class LumaHook(BaseHook):
         response = await run_async(
             lambda budget: client.send(self._within(request, settings, budget)), state, self._async_sleep
         )
-        return _generation_from(response, request_id, method)
+        return generation_from(response, request_id, method)
 
     # -------------------------------------------------------------------------------- the API
 
@@ -405,15 +400,15 @@ class LumaHook(BaseHook):
                 policy=replace(settings.policy, max_retries=0),
             )
             if response.status_code == 404:
-                detail = _detail(response)
-                if _is_api_not_found(response, detail):
+                detail = error_detail(response)
+                if is_api_not_found(response, detail):
                     return True, "Connection successful: the API accepted the key."
                 return False, (
                     f"The base URL {settings.client.base_url} does not look like the Luma API: it "
                     f"answered 404 ({detail[:100]}) without the API's X-API-Version header and "
-                    f"'{_NOT_FOUND_DETAIL}' detail. Check the connection's host."
+                    f"'{NOT_FOUND_DETAIL}' detail. Check the connection's host."
                 )
-            _generation_from(response, request_id, "GET")
+            generation_from(response, request_id, "GET")
         except LumaAuthenticationError as error:
             return False, f"The API refused the key: {error.detail} (request id {error.request_id})."
         except LumaTransportError as error:
@@ -458,86 +453,6 @@ class LumaHook(BaseHook):
         label = f"{_GENERATIONS}/{generation.id} output[{index}]"
         state = self._get_settings().policy.start("GET", label, "(storage)", self.log, clock=self._clock)
         return run_sync(lambda budget: client.send(request, stream=True), state, self._sleep)
-
-
-def _detail(response: httpx.Response) -> str:
-    """
-    The ``detail`` of an error body, safe to put in an exception message (and so in a task log).
-
-    A string ``detail`` is the API's own sentence. Anything else (a framework's list of validation
-    errors, a proxy's page) may echo the request back: only the error locations and messages are
-    kept, and whatever looks like a URL signature or a key is cut out. A gateway's HTML page is
-    reduced to its words on one line ("502 Bad Gateway ... nginx").
-    """
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text[:2000]
-        if "html" in response.headers.get("content-type", ""):
-            text = _TAG.sub(" ", text)
-        text = " ".join(text.split())[:200]
-        return redact_secrets(text or response.reason_phrase or f"HTTP {response.status_code}")
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list):
-        detail = [
-            {key: item[key] for key in ("loc", "msg") if key in item} if isinstance(item, dict) else item
-            for item in detail
-        ]
-    return redact_secrets(json.dumps(detail if detail is not None else body)[:500])
-
-
-def _is_api_not_found(response: httpx.Response, detail: str) -> bool:
-    """Whether a 404 is the API's own "no such generation" (not a gateway's, not a wrong base URL's)."""
-    return detail == _NOT_FOUND_DETAIL and is_api_answer(response)
-
-
-def _generation_from(response: httpx.Response, request_id: str, method: str) -> Generation:
-    """
-    The one place an API answer becomes a :class:`Generation` or an exception.
-
-    A POST error that would invite a retry (429, 5xx) but does not prove nothing was queued (a 500,
-    a gateway's 504, a proxy's 502/503 page: :func:`._retry.proves_nothing_queued`) leaves the
-    generation possibly created, so a task retry must not submit again: its fate is unknown. A POST
-    that succeeded but whose body cannot be read has created a generation we cannot name: that is a
-    lost answer too. A POST's generation carries the request id it was sent with (the API echoes
-    it), so the submission can be told from the GETs that follow.
-    """
-    answered_id = response.headers.get("x-request-id") or request_id
-    if not response.is_success:
-        detail = _detail(response)
-        if response.status_code == 404 and not _is_api_not_found(response, detail):
-            # Only the API's own 404 says the generation does not exist. A gateway's (an ingress being
-            # redeployed) says nothing: read as "gone", it would make a reattaching task pay again.
-            raise LumaUnexpectedResponseError(
-                404, f"HTTP 404 from something in front of the API: {detail}", answered_id, retryable=True
-            )
-        error = api_error_from_response(response.status_code, detail, answered_id, response.headers)
-        if method == "POST" and error.retryable and not proves_nothing_queued(response):
-            origin = "" if is_api_answer(response) else " from something in front of the API"
-            raise LumaSubmissionUnknownError(
-                request_id, f"HTTP {response.status_code}{origin}: {error.detail}"
-            ) from error
-        raise error
-    try:
-        try:
-            body = response.json()
-        except ValueError as error:
-            raise LumaUnexpectedResponseError(
-                response.status_code, f"the body is not JSON ({error})", answered_id
-            ) from error
-        if not isinstance(body, dict):
-            raise LumaUnexpectedResponseError(
-                response.status_code, "the body is not a JSON object", answered_id
-            )
-        return Generation.from_json(body, request_id if method == "POST" else answered_id)
-    except LumaUnexpectedResponseError as error:
-        if method == "POST":
-            raise LumaSubmissionUnknownError(
-                request_id, f"unreadable {response.status_code} answer"
-            ) from error
-        raise
 
 
 __all__ = ["DownloadedOutput", "LumaHook"]
