@@ -1,7 +1,7 @@
 """
 The emulator's HTTP surface: the two ``/v1`` endpoints, output downloads and the ``/_emulator`` control plane.
 
-``create_app`` builds a Starlette app and wraps it in ``_Wire``, an outer ASGI layer that stamps
+``create_app`` builds a Starlette app and wraps it in ``Wire``, an outer ASGI layer that stamps
 ``X-Request-Id`` and ``X-API-Version`` on every ``/v1`` response (including routing errors and crashes)
 and keeps the server's own ``send``/``receive`` so a fault can close the TCP connection. A ``proxy``
 fault's page is the one ``/v1`` answer left unstamped: it stands for a load balancer, not the API.
@@ -9,8 +9,6 @@ fault's page is the one ``/v1`` answer left unstamped: it stands for a load bala
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -24,179 +22,28 @@ from starlette.routing import Route
 from airflow_provider_luma.testing import images, validation
 from airflow_provider_luma.testing.faults import Fault, FaultQueue
 from airflow_provider_luma.testing.outputs import ONE_AUTH_MECHANISM, UrlSigner, s3_error_xml
+from airflow_provider_luma.testing.wire import (
+    CONNECTION,
+    PROXY_MARK,
+    REQUEST_ID,
+    Connection,
+    NoResponse,
+    Stream,
+    Trickled,
+    Truncated,
+    Wire,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from starlette.requests import Request
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import ASGIApp
 
     from airflow_provider_luma.testing.state import EmulatorState, Generation
 
-API_VERSION = "2026-04-01"
 KEY_PREFIX = "luma-api-"
 _KEY_STATUS_DETAILS = {"revoked": "API key has been revoked", "expired": "API key has expired"}
-_CONNECTION = "luma.connection"
-_REQUEST_ID = "luma.request_id"
-_DRAIN_SECONDS = 5.0
-#: Marks a response as a gateway's page for ``_Wire`` (which removes it and stamps nothing).
-_PROXY_MARK = "x-luma-emulator-proxy"
-
-
-class _Connection:
-    """The server's own receive/send for one request, to wait on or cut the TCP connection."""
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self.receive = receive
-        self.send = send
-
-    async def _disconnected(self) -> None:
-        while (await self.receive())["type"] != "http.disconnect":
-            pass
-
-    async def wait(self, delay: float) -> bool:
-        """Sleep ``delay`` seconds; False if the client hung up meanwhile (the wait then ends early)."""
-        watcher = asyncio.ensure_future(self._disconnected())
-        try:
-            done, _ = await asyncio.wait({watcher}, timeout=delay)
-        finally:
-            watcher.cancel()
-        return not done
-
-    async def drop(self) -> None:
-        """Close the TCP connection now, whatever was sent so far, and wait until the server sees it."""
-        # uvicorn's send is a bound method of its request cycle, which holds the asyncio transport.
-        transport = getattr(getattr(self.send, "__self__", None), "transport", None)
-        if transport is None:
-            raise RuntimeError("dropping a connection needs the emulator's uvicorn server")
-        transport.close()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._disconnected(), _DRAIN_SECONDS)
-
-
-class _Wire:
-    """Outer ASGI layer: API headers on every ``/v1`` response, and the raw connection for faults."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = _header(scope, b"x-request-id") or str(uuid.uuid4())
-        scope[_CONNECTION] = _Connection(receive, send)
-        scope[_REQUEST_ID] = request_id
-        if not scope["path"].startswith("/v1/"):
-            await self.app(scope, receive, send)
-            return
-
-        async def stamped(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                kept = [(key, value) for key, value in headers if key.lower() != _PROXY_MARK.encode()]
-                if len(kept) == len(headers):
-                    kept += [
-                        (b"x-request-id", request_id.encode("latin-1")),
-                        (b"x-api-version", API_VERSION.encode()),
-                    ]
-                message["headers"] = kept
-            await send(message)
-
-        await self.app(scope, receive, stamped)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-class _NoResponse(Response):
-    """For a dropped connection: nothing more is sent."""
-
-    def __init__(self) -> None:
-        super().__init__()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        return None
-
-
-class _Truncated(Response):
-    """Send the headers of ``response`` (full Content-Length) and half its body, then cut the connection."""
-
-    def __init__(self, response: Response, connection: _Connection) -> None:
-        super().__init__()
-        self.original = response
-        self.connection = connection
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = bytes(self.original.body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.original.status_code,
-                "headers": self.original.raw_headers,
-            }
-        )
-        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
-        await self.connection.drop()
-
-
-class _Trickled(Response):
-    """Send ``response`` whole, but its body one byte every ``delay`` seconds (until the client hangs up)."""
-
-    def __init__(self, response: Response, connection: _Connection, delay: float) -> None:
-        super().__init__()
-        self.original = response
-        self.connection = connection
-        self.delay = delay
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = bytes(self.original.body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.original.status_code,
-                "headers": self.original.raw_headers,
-            }
-        )
-        for index in range(len(body)):
-            await send({"type": "http.response.body", "body": body[index : index + 1], "more_body": True})
-            if not await self.connection.wait(self.delay):
-                return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class _Stream(Response):
-    """Stream ``chunks`` with a known Content-Length; optionally cut the connection after ``cut_at`` bytes."""
-
-    def __init__(
-        self,
-        chunks: Iterator[bytes],
-        headers: dict[str, str],
-        connection: _Connection,
-        cut_at: int | None = None,
-    ) -> None:
-        super().__init__(headers=headers)
-        self.chunks = chunks
-        self.connection = connection
-        self.cut_at = cut_at
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        sent = 0
-        for chunk in self.chunks:
-            if self.cut_at is not None and sent + len(chunk) >= self.cut_at:
-                await send(
-                    {"type": "http.response.body", "body": chunk[: self.cut_at - sent], "more_body": True}
-                )
-                await self.connection.drop()
-                return
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            sent += len(chunk)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _api_error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -204,9 +51,9 @@ def _api_error(status: int, detail: Any, headers: dict[str, str] | None = None) 
 
 
 def _proxy_page(fault: Fault) -> Response:
-    """A load balancer's error page: HTML, and (``_Wire`` sees the mark) none of the API's headers."""
+    """A load balancer's error page: HTML, and (``Wire`` sees the mark) none of the API's headers."""
     status, html, headers = fault.proxy_page()
-    return Response(html, status_code=status, headers={**headers, _PROXY_MARK: "1"}, media_type="text/html")
+    return Response(html, status_code=status, headers={**headers, PROXY_MARK: "1"}, media_type="text/html")
 
 
 def _malformed(response: Response) -> Response:
@@ -246,7 +93,7 @@ class _Api:
             with self.state.lock:
                 self.state.requests_with_cookie += 1
         fault = self.faults.take(method)
-        connection: _Connection = request.scope[_CONNECTION]
+        connection: Connection = request.scope[CONNECTION]
         if fault is None:
             return None, None
         if fault.kind == "status":
@@ -259,31 +106,31 @@ class _Api:
             return fault, _api_error(status, detail, headers)
         if fault.kind == "drop":
             await connection.drop()
-            return fault, _NoResponse()
+            return fault, NoResponse()
         if fault.kind == "slow" and not await connection.wait(fault.delay):
             # The client gave up while the server was still busy: nothing is processed. Counted, so
             # a test can wait for the server to have let the request go before asserting on it.
             self.state.count_request(f"{method} abandoned")
-            return fault, _NoResponse()
+            return fault, NoResponse()
         return fault, None
 
     async def _after(self, fault: Fault | None, request: Request, response: Response) -> Response:
         """Apply the part of a fault that comes after normal handling."""
-        connection: _Connection = request.scope[_CONNECTION]
+        connection: Connection = request.scope[CONNECTION]
         if fault is None:
             return response
         for name, value in fault.headers.items():
             response.headers[name] = value
         if fault.kind == "read_timeout" and not await connection.wait(fault.delay):
-            return _NoResponse()
+            return NoResponse()
         if fault.kind == "drop_after_create":
-            return _Truncated(response, connection)
+            return Truncated(response, connection)
         if fault.kind == "proxy_after_create":
             return _proxy_page(fault)
         if fault.kind == "malformed":
             return _malformed(response)
         if fault.kind == "trickle":
-            return _Trickled(response, connection, fault.delay)
+            return Trickled(response, connection, fault.delay)
         return response
 
     async def create_generation(self, request: Request) -> Response:
@@ -377,7 +224,7 @@ class _Api:
             503: "SlowDown",
         }
         code = codes.get(status, "InternalError")
-        body = s3_error_xml(code, message or code, request.scope[_REQUEST_ID])
+        body = s3_error_xml(code, message or code, request.scope[REQUEST_ID])
         return Response(body, status_code=status, media_type="application/xml")
 
     async def get_output(self, request: Request) -> Response:
@@ -388,7 +235,7 @@ class _Api:
         return await self._after(fault, request, await self._output(request, fault))
 
     async def _output(self, request: Request, fault: Fault | None) -> Response:
-        request_id = request.scope[_REQUEST_ID]
+        request_id = request.scope[REQUEST_ID]
         if "authorization" in request.headers:
             with self.state.lock:
                 self.state.output_authorization_refused += 1
@@ -421,7 +268,7 @@ class _Api:
             # Small enough to hold: a truncated copy with a matching Content-Length.
             return Response(b"".join(body.chunks()), headers=headers, media_type=body.content_type)
         cut_at = body.size // 2 if fault is not None and fault.kind == "drop_midway" else None
-        return _Stream(body.chunks(), headers, request.scope[_CONNECTION], cut_at)
+        return Stream(body.chunks(), headers, request.scope[CONNECTION], cut_at)
 
     # --- control plane ---------------------------------------------------------------------------
 
@@ -531,4 +378,4 @@ def create_app(state: EmulatorState, faults: FaultQueue, signer: UrlSigner) -> A
         Route("/_emulator/configure", api.control_configure, methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
-    return _Wire(app)
+    return Wire(app)
