@@ -71,6 +71,15 @@ def test_assets_alias_mapping_and_retry(luma_emulator, luma_connection, monkeypa
     assert luma_emulator.stats.requests["GET output"] == downloads
 
 
+def _task_state_store_exists() -> bool:
+    from airflow.sdk.execution_time import context
+
+    return hasattr(context, "TaskStateStoreAccessor")
+
+
+_HAS_TASK_STATE_STORE = _task_state_store_exists()
+
+
 def test_example_marketing_refresh_dag(luma_emulator, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW__LUMA__OUTPUT_PATH", f"file://{tmp_path}")
 
@@ -89,10 +98,11 @@ def test_example_marketing_refresh_dag(luma_emulator, monkeypatch, tmp_path):
         record = json.loads(path.read_text())
         image = Path(str(path)[: -len(".json")])
         assert image.stat().st_size == record["size"]
-        # The submission's request id, naming the task that paid for it (not the last poll's).
-        map_index = record["airflow"]["map_index"]
-        assert record["request_id"].startswith("airflow-example_luma_marketing_refresh-manual__")
-        assert record["request_id"].endswith(f"-generate-{map_index}-1")
+        if _HAS_TASK_STATE_STORE:  # below 3.3, dag.test() drops the deferral's kwargs that carry it
+            # The submission's request id, naming the task that paid for it (not the last poll's).
+            map_index = record["airflow"]["map_index"]
+            assert record["request_id"].startswith("airflow-example_luma_marketing_refresh-manual__")
+            assert record["request_id"].endswith(f"-generate-{map_index}-1")
     aliased = [uri for _, uri, _, _ in _asset_events("example_luma_marketing_refresh", run_id)]
     assert sorted(aliased) == sorted(f"file://{str(path)[: -len('.json')]}" for path in records)
 
