@@ -251,23 +251,26 @@ class LumaHook(BaseHook):
         if method == "POST":
             self._submission = None
 
-    def _start(
+    def _prepare(
         self,
         settings: LumaSettings,
+        client: httpx.Client | httpx.AsyncClient,
         method: str,
         path: str,
+        body: dict[str, Any] | None,
         request_id: str,
         *,
         policy: RetryPolicy | None = None,
         deadline: float | None = None,
-    ) -> RetryState:
-        """One call's retry state; a POST's is kept, to tell afterwards whether it was in flight."""
+    ) -> tuple[httpx.Request, RetryState]:
+        """One call's request and retry state; a POST's state is kept, to tell later if it was out."""
+        request = client.build_request(**self._request_args(settings, method, path, body, request_id))
         state = (policy or settings.policy).start(
             method, path, request_id, self.log, deadline=deadline, clock=self._clock
         )
         if method == "POST":
             self._submission = state
-        return state
+        return request, state
 
     @property
     def submission_may_have_been_sent(self) -> bool:
@@ -302,8 +305,9 @@ class LumaHook(BaseHook):
         self._forget_submission(method)
         settings = self._get_settings()
         client = self.get_conn()
-        request = client.build_request(**self._request_args(settings, method, path, body, request_id))
-        state = self._start(settings, method, path, request_id, policy=policy, deadline=deadline)
+        request, state = self._prepare(
+            settings, client, method, path, body, request_id, policy=policy, deadline=deadline
+        )
         response = run_sync(
             lambda budget: send_within(client, self._within(request, settings, budget), budget, self._clock),
             state,
@@ -336,8 +340,7 @@ class LumaHook(BaseHook):
         self._forget_submission(method)
         client = await self._aclient()
         settings = await self._aget_settings()
-        request = client.build_request(**self._request_args(settings, method, path, body, request_id))
-        state = self._start(settings, method, path, request_id, deadline=deadline)
+        request, state = self._prepare(settings, client, method, path, body, request_id, deadline=deadline)
         response = await run_async(
             lambda budget: client.send(self._within(request, settings, budget)), state, self._async_sleep
         )

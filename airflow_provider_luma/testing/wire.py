@@ -112,45 +112,39 @@ class NoResponse(Response):
         return None
 
 
-class Truncated(Response):
-    """Send the headers of ``response`` (full Content-Length) and half its body, then cut the connection."""
+class _Broken(Response):
+    """An answer sent with the status and headers of ``original`` (full Content-Length), its body mangled."""
 
-    def __init__(self, response: Response, connection: Connection) -> None:
+    def __init__(self, original: Response, connection: Connection) -> None:
         super().__init__()
-        self.original = response
+        self.original = original
         self.connection = connection
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = bytes(self.original.body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.original.status_code,
-                "headers": self.original.raw_headers,
-            }
-        )
+        start = {"type": "http.response.start", "status": self.original.status_code}
+        await send({**start, "headers": self.original.raw_headers})
+        await self.send_body(bytes(self.original.body), send)
+
+    async def send_body(self, body: bytes, send: Send) -> None:
+        raise NotImplementedError
+
+
+class Truncated(_Broken):
+    """Send the headers of ``response`` and half its body, then cut the connection."""
+
+    async def send_body(self, body: bytes, send: Send) -> None:
         await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
         await self.connection.drop()
 
 
-class Trickled(Response):
+class Trickled(_Broken):
     """Send ``response`` whole, but its body one byte every ``delay`` seconds (until the client hangs up)."""
 
-    def __init__(self, response: Response, connection: Connection, delay: float) -> None:
-        super().__init__()
-        self.original = response
-        self.connection = connection
+    def __init__(self, original: Response, connection: Connection, delay: float) -> None:
+        super().__init__(original, connection)
         self.delay = delay
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = bytes(self.original.body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.original.status_code,
-                "headers": self.original.raw_headers,
-            }
-        )
+    async def send_body(self, body: bytes, send: Send) -> None:
         for index in range(len(body)):
             await send({"type": "http.response.body", "body": body[index : index + 1], "more_body": True})
             if not await self.connection.wait(self.delay):
