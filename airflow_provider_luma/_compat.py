@@ -1,5 +1,5 @@
 """
-Names that moved between the Airflow versions this provider supports (3.1.1 and newer), in one place.
+What differs between the Airflow (3.1.1 and newer) and Python versions this provider supports, in one place.
 
 Airflow 3.2 moved the task-facing exceptions and ``conf`` into the Task SDK and deprecated the old
 paths (importing them there logs a warning on every DAG parse), so the new path is tried first.
@@ -7,7 +7,15 @@ paths (importing them there logs a warning on every DAG parse), so the new path 
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from datetime import timedelta
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+_T = TypeVar("_T")
 
 try:
     from airflow.sdk import conf
@@ -48,6 +56,24 @@ def never_expire() -> timedelta:
     return NEVER_EXPIRE
 
 
+async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
+    """
+    Await ``awaitable`` for at most ``seconds``; ``TimeoutError`` when they run out.
+
+    Python 3.11's ``asyncio.wait_for`` loses a cancellation that arrives as the awaited call
+    completes (CPython gh-86296, fixed in 3.12): a trigger the triggerer cancelled would then poll on
+    until its deadline. ``asyncio.timeout`` (3.11+) has no such race and no extra task per call; 3.10
+    has only ``wait_for``.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:  # not yet the builtin TimeoutError on 3.10
+        raise TimeoutError from None
+
+
 __all__ = [
     "AirflowException",
     "AirflowFailException",
@@ -57,4 +83,5 @@ __all__ = [
     "AirflowTaskTimeout",
     "conf",
     "never_expire",
+    "within",
 ]

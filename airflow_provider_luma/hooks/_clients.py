@@ -1,6 +1,7 @@
 """
 The HTTP clients: one configuration for the sync and async API clients, a plain client for output
-downloads, and the registry that lets many triggers share pooled async clients.
+downloads, the process's one SSL context, and the registry that lets many triggers share pooled async
+clients.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from airflow_provider_luma import __version__
+from airflow_provider_luma.hooks import _aiohttp
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable, Iterator
 
 DEFAULT_BASE_URL = "https://agents.lumalabs.ai/v1"
 USER_AGENT = f"airflow-provider-luma/{__version__}"
-# Keep every pooled connection alive: a triggerer's many pollers reuse them instead of reconnecting.
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+#: Connections a client keeps open and alive: a triggerer's many pollers reuse them instead of
+#: reconnecting (at a 2 s interval and ~1 ms per answer, 1000 waits keep only a few busy at once).
+MAX_CONNECTIONS = 100
+_LIMITS = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -37,6 +42,53 @@ class _NoCookies(http.cookiejar.CookieJar):
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
         return None
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        # Nothing is kept, so nothing is parsed: this runs for every answer a triggerer polls.
+        return None
+
+
+class SharedSSLContext:
+    """
+    The process's one SSL context, built on first use and then shared by every client.
+
+    Building one loads the CA bundle (20-40 ms of CPU): a worker pays it once instead of once per
+    hook, and a triggerer restarting with 2000 Luma waits pays it once instead of 2000 times, off the
+    event loop, with every waiter awaiting the same build (single flight: the executor, which also
+    resolves host names, is not flooded). It honours ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` as httpx does.
+
+    :param build: makes the context (httpx's own default by default).
+    """
+
+    def __init__(self, build: Callable[[], ssl.SSLContext] | None = None) -> None:
+        self._build = build or (lambda: httpx.create_ssl_context(verify=True, trust_env=True))
+        self._context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+        self._building: dict[asyncio.AbstractEventLoop, asyncio.Future[ssl.SSLContext]] = {}
+
+    def get(self) -> ssl.SSLContext:
+        """The context, built now if this is the first use (blocking: not for the event loop)."""
+        with self._lock:
+            if self._context is None:
+                self._context = self._build()
+            return self._context
+
+    async def aget(self) -> ssl.SSLContext:
+        """The context, built in a thread by the first caller; everyone else awaits that one build."""
+        if self._context is not None:
+            return self._context
+        loop = asyncio.get_running_loop()
+        building = self._building.get(loop)
+        if building is None:
+            building = self._building[loop] = loop.run_in_executor(None, self.get)
+            # A failed build is not remembered: the next caller tries again.
+            building.add_done_callback(lambda _: self._building.pop(loop, None))
+        # A waiter cancelled (its trigger removed) leaves the build running for the others.
+        return await asyncio.shield(building)
+
+
+#: The SSL context every client of this process verifies with.
+SSL_CONTEXT = SharedSSLContext()
 
 
 @dataclass(frozen=True)
@@ -56,7 +108,6 @@ class ClientConfig:
     def _options(self) -> dict[str, Any]:
         return {
             "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
-            "limits": _LIMITS,
             # One jar per client (a jar is mutable state, never shared between clients).
             "cookies": _NoCookies(),
         }
@@ -75,11 +126,17 @@ class ClientConfig:
 
     def sync_client(self) -> httpx.Client:
         """A client for the API (no credentials on it)."""
-        return httpx.Client(**self._api_options())
+        return httpx.Client(**self._api_options(), limits=_LIMITS, verify=SSL_CONTEXT.get())
 
-    def async_client(self) -> httpx.AsyncClient:
-        """The asynchronous twin of :meth:`sync_client`."""
-        return httpx.AsyncClient(**self._api_options())
+    def async_client(self, ssl_context: ssl.SSLContext) -> httpx.AsyncClient:
+        """
+        The asynchronous twin of :meth:`sync_client`, over aiohttp (:mod:`._aiohttp` says why).
+
+        Built on the running loop, without blocking it: ``ssl_context`` is already loaded
+        (:meth:`SharedSSLContext.aget`).
+        """
+        transport = _aiohttp.AiohttpTransport(_aiohttp.session(ssl_context, MAX_CONNECTIONS), self.base_url)
+        return httpx.AsyncClient(**self._api_options(), transport=transport)
 
     def download_client(self) -> httpx.Client:
         """
@@ -88,7 +145,13 @@ class ClientConfig:
         The URL's signature is its credential; an ``Authorization`` header would be refused by S3 and
         would hand our API key to the storage host.
         """
-        return httpx.Client(**self._options(), headers={"User-Agent": USER_AGENT}, follow_redirects=True)
+        return httpx.Client(
+            **self._options(),
+            limits=_LIMITS,
+            verify=SSL_CONTEXT.get(),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=True,
+        )
 
 
 class _ReadByDeadline(httpx.SyncByteStream):
@@ -121,7 +184,7 @@ def send_within(
     Send ``request``; with a ``budget`` (seconds), its whole answer must arrive within it.
 
     A server trickling its answer a byte at a time passes every per-read timeout; only a bound on the
-    whole read ends such a call by its deadline (the async side bounds the attempt with ``wait_for``).
+    whole read ends such a call by its deadline (the async side bounds the attempt with ``_compat.within``).
     """
     if budget is None:
         return client.send(request)
@@ -172,22 +235,23 @@ class AsyncClientRegistry:
         self._entries: dict[tuple[asyncio.AbstractEventLoop, ClientConfig], _Entry] = {}
 
     async def acquire(self, config: ClientConfig) -> AsyncLease:
-        """Lease the running loop's client for ``config``, creating it on first use."""
+        """
+        Lease the running loop's client for ``config``, creating it on first use.
+
+        However many triggers start together, one client is built per key: the only wait is for the
+        process's SSL context (one build, shared), after which the check and the creation run without
+        an ``await`` between them. A caller cancelled during that wait holds no lease.
+        """
         loop = asyncio.get_running_loop()
         lease = self._lease_existing(loop, config)
         if lease is not None:
             return lease
-        # Building a client loads the CA bundle (tens of milliseconds): not on the event loop.
-        client = await asyncio.to_thread(config.async_client)
+        ssl_context = await SSL_CONTEXT.aget()
         with self._lock:
             entry = self._entries.get((loop, config))
-            spare = client if entry is not None else None
             if entry is None:
-                entry = self._entries[(loop, config)] = _Entry(client)
+                entry = self._entries[(loop, config)] = _Entry(config.async_client(ssl_context))
             entry.users += 1
-        if spare is not None:
-            # Another user created the same client while this one was being built.
-            await spare.aclose()
         return AsyncLease(loop, config, entry.client)
 
     def _lease_existing(self, loop: asyncio.AbstractEventLoop, config: ClientConfig) -> AsyncLease | None:

@@ -17,7 +17,6 @@ sleep function and clock, so tests never sleep for real.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from airflow_provider_luma._compat import within
 from airflow_provider_luma._redaction import redact_secrets
 from airflow_provider_luma.exceptions import (
     LumaSubmissionUnknownError,
@@ -393,8 +393,8 @@ async def _bounded(attempt: Awaitable[httpx.Response], budget: float | None) -> 
     if budget is None:
         return await attempt
     try:
-        return await asyncio.wait_for(attempt, budget)
-    except asyncio.TimeoutError:
-        # Only wait_for's own timeout lands here (cancellation is not a TimeoutError): report it as the
+        return await within(attempt, budget)
+    except TimeoutError:
+        # Only the bound's own timeout lands here (cancellation is not a TimeoutError): report it as the
         # read timeout it is, so the policy treats it like any other.
         raise httpx.ReadTimeout(f"no complete answer within {budget:.2f}s") from None

@@ -383,7 +383,7 @@ class LumaHook(BaseHook):
         """
         The asynchronous :meth:`get_generation`: async connection lookup, shared pooled client.
 
-        With a ``deadline`` each attempt is also bounded as a whole (``asyncio.wait_for``), since httpx
+        With a ``deadline`` each attempt is also bounded as a whole (``_compat.within``), since httpx
         times each read, and a server trickling bytes could otherwise hold the triggerer's wait.
         """
         return await self._asend("GET", self._generation_path(generation_id), deadline=deadline)

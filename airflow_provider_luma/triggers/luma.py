@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_luma import polling
+from airflow_provider_luma._compat import within
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -72,8 +72,8 @@ class LumaGenerationTrigger(BaseTrigger):
             # lookup, a secrets backend) so that the event always comes before Airflow's deferral
             # timeout (deadline + DEFERRAL_TIMEOUT_MARGIN) cancels the trigger unheard.
             budget = max(0.0, plan.deadline - polling.now()) + polling.TRIGGER_GRACE
-            outcome = await asyncio.wait_for(self._wait(plan), timeout=budget)
-        except asyncio.TimeoutError:
+            outcome = await within(self._wait(plan), budget)
+        except TimeoutError:
             outcome = polling.WaitOutcome(
                 polling.TIMEOUT,
                 self.generation_id,

@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import httpx
 import pytest
+import respx
+
+from airflow_provider_luma.hooks._aiohttp import AiohttpTransport
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 BASE_URL = "https://luma.test/v1"
 API_KEY = "luma-api-unit-test-key"
 OUTPUT_URL = "https://storage.test/generations/out.png?X-Amz-Expires=3600&X-Amz-Signature=s3cr3t"
 #: The header the API stamps on every /v1 response (and a proxy's own error page lacks).
 API_HEADERS = {"X-API-Version": "2026-04-01"}
+
+
+@contextlib.contextmanager
+def respx_router(**options: Any) -> Iterator[respx.MockRouter]:
+    """
+    ``respx.mock(**options)``, reaching the async client too.
+
+    respx intercepts httpcore's pool, which the async client does not use (it sends over aiohttp):
+    while the router is active, the aiohttp transport hands each request to an httpcore transport
+    instead, so one route serves the sync and the async path. The aiohttp transport itself is tested
+    over real HTTP (``test_aiohttp_transport.py``, the emulator's fault matrix).
+    """
+    via_httpcore = httpx.AsyncHTTPTransport(verify=False)
+
+    async def send(self: AiohttpTransport, request: httpx.Request) -> httpx.Response:
+        return await via_httpcore.handle_async_request(request)
+
+    with respx.mock(**options) as router, mock.patch.object(AiohttpTransport, "handle_async_request", send):
+        yield router
 
 
 class FakeClock:

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Any
 import airflow.sdk.log
 import httpx
 import pytest
-import respx
 from airflow.sdk import Connection
 
 from airflow_provider_luma.exceptions import LumaConfigurationError
 from airflow_provider_luma.hooks import _connection
 from airflow_provider_luma.hooks.luma import LumaHook
-from tests.hooks.conftest import BASE_URL, generation_body
+from tests.hooks.conftest import BASE_URL, generation_body, respx_router
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,7 +51,7 @@ def test_a_key_with_a_stray_character_is_refused_without_being_quoted(
 ) -> None:
     set_connection("luma_prod", host=BASE_URL, password=key)
 
-    with respx.mock(assert_all_mocked=True) as mock, pytest.raises(LumaConfigurationError) as caught:
+    with respx_router(assert_all_mocked=True) as mock, pytest.raises(LumaConfigurationError) as caught:
         LumaHook("luma_prod").get_generation(GEN_ID)
 
     message = str(caught.value)
@@ -153,7 +152,7 @@ async def test_sync_and_async_lookups_give_the_same_settings(set_connection: Cal
 
 def test_a_valid_key_reaches_the_api_as_it_was_entered(set_connection: Callable[..., None]) -> None:
     set_connection(host=BASE_URL, password="luma-api-Ab0_-~!")
-    with respx.mock(base_url=BASE_URL) as mock:
+    with respx_router(base_url=BASE_URL) as mock:
         route = mock.get(f"/generations/{GEN_ID}").mock(
             return_value=httpx.Response(200, json=generation_body(GEN_ID))
         )

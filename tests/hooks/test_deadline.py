@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import respx
 
 from airflow_provider_luma.exceptions import LumaTransportError
 from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import GenerationState
 from airflow_provider_luma.testing import Fault
-from tests.hooks.conftest import BASE_URL, FakeClock, Sleeps, api_error, generation_body
+from tests.hooks.conftest import BASE_URL, FakeClock, Sleeps, api_error, generation_body, respx_router
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,7 +40,7 @@ def clocked_sleeps(clock: FakeClock) -> Sleeps:
 
 @pytest.fixture
 def router() -> Any:
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+    with respx_router(base_url=BASE_URL, assert_all_called=False) as mock:
         yield mock
 
 

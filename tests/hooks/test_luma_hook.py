@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import respx
 from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
 
@@ -36,7 +35,15 @@ from airflow_provider_luma.hooks._connection import base_url_from_host
 from airflow_provider_luma.hooks._logging import install_httpx_log_redaction, redact_url
 from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import GenerationRequest
-from tests.hooks.conftest import API_KEY, BASE_URL, OUTPUT_URL, Sleeps, api_error, generation_body
+from tests.hooks.conftest import (
+    API_KEY,
+    BASE_URL,
+    OUTPUT_URL,
+    Sleeps,
+    api_error,
+    generation_body,
+    respx_router,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -48,7 +55,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 
 @pytest.fixture
 def router() -> Iterator[Any]:
-    with respx.mock(assert_all_called=False) as mock:
+    with respx_router(assert_all_called=False) as mock:
         yield mock
 
 
@@ -236,7 +243,7 @@ def test_post_body_is_the_request_json(hook: LumaHook, router: Any) -> None:
 
 
 def test_a_bad_request_fails_before_any_http_call(hook: LumaHook) -> None:
-    with respx.mock(assert_all_mocked=True) as mock:
+    with respx_router(assert_all_mocked=True) as mock:
         with pytest.raises(LumaRequestValidationError) as caught:
             hook.create_generation(GenerationRequest.build(prompt="a fox", aspect_ratio="4:3"))
         assert caught.value.field == "aspect_ratio" and "16:9" in str(caught.value)

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import respx
 
 from airflow_provider_luma.exceptions import (
     LumaAPIError,
@@ -25,10 +24,12 @@ from airflow_provider_luma.exceptions import (
 from airflow_provider_luma.hooks._retry import RetryPolicy, get_may_be_retried, proves_nothing_queued
 from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import GenerationRequest, GenerationState
-from tests.hooks.conftest import BASE_URL, Sleeps, api_error, generation_body, proxy_page
+from tests.hooks.conftest import BASE_URL, Sleeps, api_error, generation_body, proxy_page, respx_router
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import respx
 
 GEN_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
 REQUEST = GenerationRequest.build(prompt="a lighthouse at dusk")
@@ -65,7 +66,7 @@ async def api(request: pytest.FixtureRequest, luma_conn: Callable[..., None], sl
 
 @pytest.fixture
 def router() -> Any:
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+    with respx_router(base_url=BASE_URL, assert_all_called=False) as mock:
         yield mock
 
 

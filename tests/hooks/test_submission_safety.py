@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import respx
 
 from airflow_provider_luma._compat import AirflowTaskTimeout
 from airflow_provider_luma.exceptions import (
@@ -22,7 +21,7 @@ from airflow_provider_luma.exceptions import (
 )
 from airflow_provider_luma.hooks.luma import LumaHook
 from airflow_provider_luma.models import GenerationRequest
-from tests.hooks.conftest import BASE_URL, Sleeps, api_error, generation_body
+from tests.hooks.conftest import BASE_URL, Sleeps, api_error, generation_body, respx_router
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -61,7 +60,7 @@ async def api(request: pytest.FixtureRequest, luma_conn: Callable[..., None], sl
 
 @pytest.fixture
 def router() -> Any:
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+    with respx_router(base_url=BASE_URL, assert_all_called=False) as mock:
         yield mock
 
 

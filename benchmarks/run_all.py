@@ -1,0 +1,127 @@
+"""
+Run every benchmark and write ``benchmarks/RESULTS.md``: the tables, the machine, the commands.
+
+    .venv/bin/python benchmarks/run_all.py            # the long runs (~20 min on 2 cores)
+    .venv/bin/python benchmarks/run_all.py --quick    # a smoke run of each (what CI runs)
+
+The transport comparison needs the ``bench`` extra (``httpx-aiohttp``); without it that row reports
+the missing module. Nothing else may run on the machine meanwhile: the triggerer rows pin the server
+and the client to a core each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+_SCALE = "bench_triggerer_scale.py"
+_SCALE_TIMING = ["--warmup", "5", "--window", "15", "--startup-limit", "30"]
+
+#: (title, script, arguments for the long run); ``--quick`` replaces the arguments of a quick run.
+SECTIONS: list[tuple[str, str, list[str]]] = [
+    (
+        "Triggerer scale, steady state: our trigger, the aiohttp floor, a client per poll",
+        _SCALE,
+        [
+            "--variants",
+            "ours,floor,naive",
+            "--n",
+            "100,500,1000,2000,5000",
+            "--modes",
+            "steady",
+            *_SCALE_TIMING,
+        ],
+    ),
+    (
+        "Triggerer start-up: 2000 waits due at once (a triggerer restart)",
+        _SCALE,
+        ["--variants", "ours,floor", "--n", "2000", "--modes", "startup", *_SCALE_TIMING],
+    ),
+    (
+        "The async transports compared (one shared client each, bare GET + JSON, N=1000)",
+        _SCALE,
+        [
+            "--variants",
+            "httpx,httpx2,httpx-aiohttp,floor",
+            "--n",
+            "1000",
+            "--modes",
+            "steady",
+            "--warmup",
+            "5",
+            "--window",
+            "10",
+            "--startup-limit",
+            "20",
+        ],
+    ),
+    (
+        "Full-collection pauses: the same rows after gc.freeze() of the imported triggerer heap",
+        _SCALE,
+        ["--variants", "ours,floor", "--n", "1000,2000", "--modes", "steady", "--gc-freeze", *_SCALE_TIMING],
+    ),
+    ("Worker slot-seconds per generation: deferrable vs polling on the worker", "bench_worker_slots.py", []),
+    ("Upload throughput and peak RSS of LumaUploadOutputsOperator", "bench_upload_throughput.py", ["--s3"]),
+    ("Import cost of the operators in a DAG file", "bench_import_cost.py", []),
+    ("GETs per completed generation", "bench_gets_per_generation.py", []),
+]
+
+
+def run(script: str, arguments: list[str]) -> tuple[str, dict[str, object] | None]:
+    """The script's printed report (without its JSON line) and the JSON line."""
+    done = subprocess.run(
+        [sys.executable, str(_HERE / script), *arguments],
+        cwd=_HERE.parent,
+        capture_output=True,
+        text=True,
+    )
+    lines = done.stdout.rstrip().splitlines()
+    report: dict[str, object] | None = None
+    if lines and lines[-1].startswith("{"):
+        report = json.loads(lines.pop())
+    if done.returncode:
+        lines.append(f"(exit {done.returncode}) " + " | ".join(done.stderr.strip().splitlines()[-3:]))
+    return "\n".join(lines), report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--output", type=Path, default=_HERE / "RESULTS.md")
+    args = parser.parse_args()
+    sections = SECTIONS[:1] + SECTIONS[4:] if args.quick else SECTIONS
+    command = "benchmarks/run_all.py" + (" --quick" if args.quick else "")
+    parts = [
+        "# Benchmark results",
+        "",
+        f"Written by `.venv/bin/python {command}` on {datetime.date.today().isoformat()}. "
+        "Figures are from one sitting on a shared 2-core machine: compare rows of the same table.",
+        "",
+    ]
+    failed = False
+    machine: object = None
+    for title, script, arguments in sections:
+        print(f"== {title}", flush=True)
+        text, report = run(script, ["--quick"] if args.quick else arguments)
+        failed |= report is None
+        machine = machine or (report or {}).get("machine")
+        shown = " ".join(["benchmarks/" + script, *(["--quick"] if args.quick else arguments)])
+        body = text if script == _SCALE else f"```\n{text}\n```"
+        parts += [f"## {title}", "", f"`.venv/bin/python {shown}`", "", body, ""]
+        print(text, flush=True)
+    parts.insert(4, f"Machine: `{json.dumps(machine)}`\n")
+    args.output.write_text("\n".join(parts))
+    print(f"wrote {args.output}")
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
