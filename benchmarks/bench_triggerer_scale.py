@@ -10,7 +10,7 @@ due at once, as after a triggerer restart).
 
     .venv/bin/python benchmarks/bench_triggerer_scale.py                 # the full table (~25 min)
     .venv/bin/python benchmarks/bench_triggerer_scale.py --quick         # N=200, seconds-long windows
-    .venv/bin/python benchmarks/bench_triggerer_scale.py --variants ours,floor,httpx,httpx2,httpx-aiohttp --n 1000
+    .venv/bin/python benchmarks/bench_triggerer_scale.py --variants httpx,httpx2,httpx-aiohttp,floor --n 1000
 
 The machine is shared and noisy: compare rows from the same run, and rerun a row near a limit.
 """
@@ -145,8 +145,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(title for _, title in shown) + " |", "|" + "---|" * len(shown)]
     for row in rows:
         cells = [
-            row.get("error", "") if key == "rate_pct" and "error" in row else row.get(key)
-            for key, _ in shown
+            row.get("error", "") if key == "rate_pct" and "error" in row else row.get(key) for key, _ in shown
         ]
         lines.append("| " + " | ".join("-" if cell is None else str(cell) for cell in cells) + " |")
     return "\n".join(lines)
@@ -156,7 +155,8 @@ def ratios(rows: list[dict[str, Any]]) -> list[str]:
     """Ours against the floor and the client-per-poll trigger, per N, from this run's rows."""
 
     def find(variant: str, n: int) -> dict[str, Any] | None:
-        return next((r for r in rows if r["variant"] == variant and r["n"] == n and r["mode"] == "steady" and "ms_per_poll" in r), None)  # fmt: skip
+        matching = (r for r in rows if (r["variant"], r["n"], r["mode"]) == (variant, n, "steady"))
+        return next((r for r in matching if "ms_per_poll" in r), None)
 
     lines = []
     naive = next((r for r in rows if r["variant"] == "naive" and "ms_per_poll" in r), None)
@@ -166,7 +166,8 @@ def ratios(rows: list[dict[str, Any]]) -> list[str]:
             line = f"N={n}: ours {ours['ms_per_poll'] / floor['ms_per_poll']:.2f}x the floor's CPU per poll"
             line += f" (lag p99 {ours['lag_p99_ms']} ms vs {floor['lag_p99_ms']} ms)"
             if naive:
-                line += f", {naive['ms_per_poll'] / ours['ms_per_poll']:.0f}x below client-per-poll (N={naive['n']})"
+                below = naive["ms_per_poll"] / ours["ms_per_poll"]
+                line += f", {below:.0f}x below client-per-poll (N={naive['n']})"
             lines.append(line)
     return lines
 
