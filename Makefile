@@ -22,7 +22,7 @@ FLOOR_CONSTRAINTS := scripts/floor-constraints.txt
 
 # The floor run leaves out what only makes sense against the newest Airflow, plus the slow
 # process-level checks that the main run already covers (markers are declared in pyproject.toml).
-FLOOR_MARKERS := not e2e and not packaging and not latest_airflow
+FLOOR_MARKERS := not e2e and not packaging and not latest_airflow and not benchmark
 
 # Reads the installed version without importing Airflow (which takes seconds).
 export PRINT_AIRFLOW_VERSION := import importlib.metadata as m; print(m.version("apache-airflow"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -159,6 +160,17 @@ class PollPlan:
         """Seconds to wait before the first GET (zero when a restarted waiter is already past it)."""
         return max(0.0, min(self.first_poll_at, self.deadline) - at)
 
+    def overdue_offset(self) -> float:
+        """
+        Where in one interval this generation's overdue first GET falls: stable, in ``[0, interval)``.
+
+        A triggerer that restarts re-creates every wait at once, all past their first GET: without a
+        spread, thousands of GETs (and connection lookups) would run in one turn of the event loop,
+        blocking it for seconds. Spread by the generation id, each wait is late by at most one
+        interval, and the same wait lands at the same offset on whichever triggerer runs it.
+        """
+        return zlib.crc32(self.generation_id.encode()) % 1000 / 1000 * self.poll_interval
+
     def after_poll(
         self, at: float, generation: Generation | None = None, error: LumaError | None = None
     ) -> WaitOutcome | float:
@@ -229,8 +241,16 @@ def wait_for_generation(get: GenerationReader, plan: PollPlan) -> WaitOutcome:
 
 
 async def await_generation(get: AsyncGenerationReader, plan: PollPlan) -> WaitOutcome:
-    """The same loop as :func:`wait_for_generation`, for the triggerer's event loop."""
-    delay = plan.first_delay(now())
+    """
+    The same loop as :func:`wait_for_generation`, for the triggerer's event loop.
+
+    A wait already past its first GET (re-created after a triggerer restart) starts at its
+    :meth:`PollPlan.overdue_offset`, never past the deadline.
+    """
+    at = now()
+    delay = plan.first_delay(at)
+    if delay == 0.0:
+        delay = min(plan.overdue_offset(), max(0.0, plan.deadline - at))
     while True:
         await asleep(delay)
         try:

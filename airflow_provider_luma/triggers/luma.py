@@ -28,8 +28,10 @@ class LumaGenerationTrigger(BaseTrigger):
     :param luma_conn_id: the Luma connection; the API key is looked up (asynchronously) by the hook,
         never carried in the trigger's kwargs.
     :param deadline: epoch seconds; after a last GET at that time the wait ends in ``timeout``.
-    :param first_poll_at: epoch seconds before which no GET is made (the initial wait); ``None``
-        polls at once.
+    :param first_poll_at: epoch seconds before which no GET is made (the initial wait). ``None``, or
+        a time already past (a trigger re-created by a triggerer restart), polls within one interval,
+        at the generation's own offset (:meth:`~airflow_provider_luma.polling.PollPlan.overdue_offset`),
+        so that thousands of re-created waits do not poll in one turn of the event loop.
     :param poll_interval: seconds between GETs.
     """
 

@@ -68,7 +68,32 @@ async def test_restarted_trigger_does_not_wait_again(fake_hook: FakeHook, clock:
     fake_hook.script([make_generation("completed", generation_id=GEN_ID)])
     events = await _events(_trigger())
     assert events[0]["status"] == "success"
-    assert fake_hook.get_times == [START + 50]
+    # Not the initial wait again: only this generation's place within one interval.
+    offset = polling.PollPlan(GEN_ID, START + 120, START + 20, 2.0).overdue_offset()
+    assert 0.0 <= offset < 2.0 and fake_hook.get_times == [START + 50 + offset]
+
+
+def test_overdue_first_polls_spread_over_one_interval_and_stay_put() -> None:
+    """A triggerer restarting with many waits does not send all their GETs in one turn of its loop."""
+    import uuid
+
+    offsets = [
+        polling.PollPlan(str(uuid.uuid4()), START + 120, START, 2.0).overdue_offset() for _ in range(1000)
+    ]
+    assert all(0.0 <= offset < 2.0 for offset in offsets)
+    # Spread across the interval, in every tenth of it.
+    assert {int(offset / 0.2) for offset in offsets} == set(range(10))
+    # The same wait lands at the same place on whichever triggerer runs it.
+    assert polling.PollPlan(GEN_ID, 0, 0).overdue_offset() == polling.PollPlan(GEN_ID, 9, 9).overdue_offset()
+
+
+async def test_an_overdue_first_poll_never_waits_past_the_deadline(
+    fake_hook: FakeHook, clock: FakeClock
+) -> None:
+    clock.time = START + 119.99
+    fake_hook.script([make_generation("processing", generation_id=GEN_ID)])
+    events = await _events(_trigger())
+    assert events[0]["status"] == "timeout" and fake_hook.get_times == [START + 120]
 
 
 @pytest.mark.parametrize("code", [code.value for code in FailureCode])
