@@ -60,16 +60,19 @@ async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
     """
     Await ``awaitable`` for at most ``seconds``; ``TimeoutError`` when they run out.
 
-    Python 3.11's ``asyncio.wait_for`` loses a cancellation that arrives as the awaited call
-    completes (CPython gh-86296, fixed in 3.12): a trigger the triggerer cancelled would then poll on
-    until its deadline. ``asyncio.timeout`` (3.11+) has no such race and no extra task per call; 3.10
-    has only ``wait_for``.
+    ``asyncio.wait_for`` before 3.12 loses a cancellation that arrives as the awaited call completes
+    (CPython gh-86296): a trigger the triggerer cancelled would then poll on until its deadline.
+    ``asyncio.timeout`` (3.11+) and, on 3.10, ``async_timeout`` (which aiohttp requires there) have
+    no such race and no extra task per call.
     """
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):
             return await awaitable
+    import async_timeout
+
     try:
-        return await asyncio.wait_for(awaitable, seconds)
+        async with async_timeout.timeout(seconds):
+            return await awaitable
     except asyncio.TimeoutError:  # not yet the builtin TimeoutError on 3.10
         raise TimeoutError from None
 

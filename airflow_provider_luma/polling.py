@@ -244,12 +244,13 @@ async def await_generation(get: AsyncGenerationReader, plan: PollPlan) -> WaitOu
     """
     The same loop as :func:`wait_for_generation`, for the triggerer's event loop.
 
-    A wait already past its first GET (re-created after a triggerer restart) starts at its
-    :meth:`PollPlan.overdue_offset`, never past the deadline.
+    A wait more than one interval past its first GET (re-created after a triggerer restart) starts
+    at its :meth:`PollPlan.overdue_offset`, never past the deadline; a wait that is merely due (it
+    just reached the triggerer) polls at once.
     """
     at = now()
     delay = plan.first_delay(at)
-    if delay == 0.0:
+    if at - plan.first_poll_at >= plan.poll_interval:
         delay = min(plan.overdue_offset(), max(0.0, plan.deadline - at))
     while True:
         await asleep(delay)

@@ -38,7 +38,7 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
-        "Triggerer start-up: 2000 waits due at once (a triggerer restart)",
+        "Triggerer start-up: 2000 waits long overdue at once (a triggerer restart)",
         _SCALE,
         ["--variants", "ours,floor", "--n", "2000", "--modes", "startup", *_SCALE_TIMING],
     ),

@@ -20,6 +20,8 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from airflow_provider_luma.exceptions import LumaConfigurationError
+
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Mapping
@@ -62,8 +64,8 @@ def _transport_error(error: Exception, request: httpx.Request) -> httpx.Transpor
     return httpx.ReadError(message, request=request)
 
 
-#: What h11 refuses in a header (a line break would split it in two; a NUL ends it early).
-_FORBIDDEN_IN_HEADERS = re.compile(rb"[\r\n\x00]")
+#: The control characters aiohttp refuses in a header (with a plain ``ValueError``), CR and LF among them.
+_FORBIDDEN_IN_HEADERS = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _headers(request: httpx.Request) -> list[tuple[str, str]]:
@@ -93,7 +95,13 @@ def _environment_proxy(url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
     bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
     if not proxy or (url.host and bypass(url.host, proxies)):
         return None, None
-    proxy_url = URL(proxy)
+    # httpx reads "proxy:3128" as http://proxy:3128; yarl would take "proxy" for the scheme.
+    proxy_url = URL(proxy if "://" in proxy else f"http://{proxy}")
+    if proxy_url.scheme not in ("http", "https") or not proxy_url.host:
+        raise LumaConfigurationError(
+            f"The proxy the environment names for {url.host} ({proxy_url.with_user(None)}) is not an "
+            "http:// or https:// proxy, which is all the triggerer's client can use; nothing was sent."
+        )
     return proxy_url.with_user(None), aiohttp.BasicAuth.from_url(proxy_url)
 
 

@@ -28,10 +28,11 @@ class LumaGenerationTrigger(BaseTrigger):
     :param luma_conn_id: the Luma connection; the API key is looked up (asynchronously) by the hook,
         never carried in the trigger's kwargs.
     :param deadline: epoch seconds; after a last GET at that time the wait ends in ``timeout``.
-    :param first_poll_at: epoch seconds before which no GET is made (the initial wait). ``None``, or
-        a time already past (a trigger re-created by a triggerer restart), polls within one interval,
-        at the generation's own offset (:meth:`~airflow_provider_luma.polling.PollPlan.overdue_offset`),
-        so that thousands of re-created waits do not poll in one turn of the event loop.
+    :param first_poll_at: epoch seconds before which no GET is made (the initial wait); ``None``
+        polls at once. A time more than one interval past (a trigger re-created by a triggerer
+        restart) polls within one interval, at the generation's own offset
+        (:meth:`~airflow_provider_luma.polling.PollPlan.overdue_offset`), so that thousands of
+        re-created waits do not poll in one turn of the event loop.
     :param poll_interval: seconds between GETs.
     """
 
@@ -66,7 +67,7 @@ class LumaGenerationTrigger(BaseTrigger):
         plan = polling.PollPlan(
             self.generation_id,
             deadline=self.deadline,
-            first_poll_at=self.first_poll_at if self.first_poll_at is not None else 0.0,
+            first_poll_at=self.first_poll_at if self.first_poll_at is not None else polling.now(),
             poll_interval=self.poll_interval,
         )
         try:

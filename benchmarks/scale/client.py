@@ -17,8 +17,9 @@ Modes:
 
 - ``steady``: first polls spread over one interval; after every poller has polled once and a warm-up,
   a window measures the achieved rate, CPU, event-loop lag and GC pauses;
-- ``startup``: every poller is due at once (a triggerer restart re-creating N waits); reports how long
-  until the rate over the last interval reaches 95% of the target and the longest loop block before.
+- ``startup``: every poller long overdue at once (a triggerer restart re-creating N waits); reports
+  how long until the rate over the last interval reaches 95% of the target and the longest loop
+  block before.
 
 The achieved rate is read from the server's own request count, so the code under test is not
 instrumented. Prints one JSON line.
@@ -199,12 +200,16 @@ async def _measure(args: argparse.Namespace, base: str) -> dict[str, Any]:
     loop_monitor, gc_monitor = LoopMonitor(), GcMonitor()
     loop_monitor.start()
     started = time.time()
-    spread = args.interval if args.mode == "steady" else 0.0
     ids = [str(uuid.uuid4()) for _ in range(args.n)]
+    if args.mode == "steady":
+        first_polls = [started + args.interval * i / args.n for i in range(args.n)]
+    else:
+        # A triggerer restart: every wait was deferred long ago, its first GET long overdue.
+        first_polls = [started - 60.0] * args.n
     # Kept referenced: the loop holds tasks weakly.
     pollers = [
-        asyncio.get_running_loop().create_task(poll(i, gid, started + spread * i / args.n))
-        for i, gid in enumerate(ids)
+        asyncio.get_running_loop().create_task(poll(i, gid, first_at))
+        for i, (gid, first_at) in enumerate(zip(ids, first_polls, strict=True))
     ]
     result: dict[str, Any] = {}
     # Until every poller has polled once and the rate over the last interval is 95% of the target.

@@ -159,7 +159,7 @@ async def test_many_triggers_starting_at_once_build_one_client_and_one_ssl_conte
     assert len({id(lease.client) for lease in leases}) == 1 and ASYNC_CLIENTS.users(config) == 200
     for lease in leases:
         await ASYNC_CLIENTS.release(lease)
-    assert leases[0].client.is_closed and ASYNC_CLIENTS.users(config) == 0
+    assert leases[0].client._transport._session.closed and ASYNC_CLIENTS.users(config) == 0  # type: ignore[attr-defined]
 
 
 async def test_a_trigger_cancelled_while_acquiring_holds_no_lease(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,7 +177,7 @@ async def test_a_trigger_cancelled_while_acquiring_holds_no_lease(monkeypatch: p
     assert cancelled.cancelled() and build.calls == 1
     assert ASYNC_CLIENTS.users(config) == 1
     await ASYNC_CLIENTS.release(lease)
-    assert lease.client.is_closed
+    assert lease.client._transport._session.closed  # type: ignore[attr-defined]
 
 
 async def test_a_failed_ssl_context_build_is_tried_again_by_the_next_caller() -> None:
@@ -231,3 +231,36 @@ async def test_the_environments_proxy_is_used_and_no_proxy_honoured(
             await direct.aclose()
     assert len(proxy.requests) == 1
     assert proxy.requests[0].startswith(b"GET http://luma.test/v1/generations/x HTTP/1.1")
+
+
+@pytest.mark.parametrize("header", ["Bearer luma-api-k\tx\x01", "Bearer luma-api-k\x7f"])
+async def test_any_control_character_aiohttp_refuses_is_refused_as_h11_would(
+    client: Any, header: str
+) -> None:
+    async with RawServer(answer("200 OK", b"{}")) as server:
+        with pytest.raises(httpx.LocalProtocolError):
+            await client(server.port).post("/generations", headers={"Authorization": header})
+    assert server.requests == []
+
+
+async def test_a_proxy_named_without_a_scheme_is_taken_as_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with RawServer(answer("200 OK", b"{}")) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"127.0.0.1:{proxy.port}")
+        proxied = ClientConfig(base_url="http://luma.test/v1").async_client(ssl.create_default_context())
+        try:
+            await proxied.get("/generations/x")
+        finally:
+            await proxied.aclose()
+    assert proxy.requests[0].startswith(b"GET http://luma.test/v1/generations/x")
+
+
+def test_a_socks_proxy_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_luma.exceptions import LumaConfigurationError
+
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+
+    async def build() -> None:
+        ClientConfig(base_url="https://luma.test/v1").async_client(ssl.create_default_context())
+
+    with pytest.raises(LumaConfigurationError, match="not an http:// or https:// proxy"):
+        asyncio.run(build())

@@ -286,3 +286,14 @@ async def test_a_wait_stuck_past_the_deadline_still_ends_in_one_timeout_event(
     assert [event["status"] for event in events] == ["timeout"]
     assert events[0]["retryable"] is True
     assert fake_hook.closed == 1  # the client was still given back
+
+
+async def test_a_wait_that_just_became_due_polls_at_once(fake_hook: FakeHook, clock: FakeClock) -> None:
+    """Only a wait overdue by an interval or more (a restart) is spread; one just deferred is not."""
+    clock.time = START + 21  # first_poll_at was START + 20: due, not a restart
+    fake_hook.script([make_generation("completed", generation_id=GEN_ID)])
+    await _events(_trigger())
+    assert fake_hook.get_times == [START + 21]
+    fake_hook.script([make_generation("completed", generation_id=GEN_ID)])
+    await _events(_trigger(first_poll_at=None))
+    assert fake_hook.get_times[-1] == START + 21
