@@ -130,6 +130,14 @@ def _top_packages(modules: list[str]) -> list[str]:
     return sorted({name.split(".")[0] for name in modules})
 
 
+def _module_table(modules: list[Any]) -> str:
+    """``-X importtime`` rows (name, self us, cumulative us, ...) as a table."""
+    return table(
+        ["module", "cumulative", "self"],
+        [[name, f"{cum / 1000:.1f} ms", f"{own_us / 1000:.1f} ms"] for name, own_us, cum, _ in modules],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two variants, two runs each")
@@ -262,25 +270,9 @@ def main() -> None:
         )
     print(table(["watched module", "loaded"], [[module, state] for module, state in watched.items()]))
     print("\n-X importtime, the provider import only: the provider's 10 biggest modules (cumulative)")
-    print(
-        table(
-            ["module", "cumulative", "self"],
-            [
-                [name, f"{cum / 1000:.1f} ms", f"{own_us / 1000:.1f} ms"]
-                for name, own_us, cum, _ in own_top[:10]
-            ],
-        )
-    )
+    print(_module_table(own_top[:10]))
     print("\n... and the 10 biggest other modules it brought in (cumulative; nested ones overlap)")
-    print(
-        table(
-            ["module", "cumulative", "self"],
-            [
-                [name, f"{cum / 1000:.1f} ms", f"{own_us / 1000:.1f} ms"]
-                for name, own_us, cum, _ in foreign_top[:10]
-            ],
-        )
-    )
+    print(_module_table(foreign_top[:10]))
     emit(
         "import_cost",
         rows,

@@ -41,7 +41,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-_AUTH = {"Authorization": "Bearer luma-api-benchmarkkey0000000000"}
+#: The stand-in server checks no key: a placeholder that no one could take for a real one.
+_PLACEHOLDER_KEY = "benchmark-placeholder-not-a-key"
+_AUTH = {"Authorization": f"Bearer {_PLACEHOLDER_KEY}"}
 _TICK = 0.05
 
 
@@ -264,7 +266,7 @@ def main() -> None:
     scheme = "https" if args.tls else "http"
     base = f"{scheme}://127.0.0.1:{args.port}/v1"
     os.environ["AIRFLOW_CONN_LUMA_DEFAULT"] = json.dumps(
-        {"conn_type": "luma", "host": base, "password": "luma-api-benchmarkkey0000000000"}
+        {"conn_type": "luma", "host": base, "password": _PLACEHOLDER_KEY}
     )
     import airflow.jobs.triggerer_job_runner  # noqa: F401  (a real triggerer's heap)
 
