@@ -123,6 +123,9 @@ def measure(variant: str, n: int, mode: str, args: argparse.Namespace, tls: Any)
         "--mode", mode, "--warmup", str(args.warmup), "--window", str(args.window),
         "--startup-limit", str(args.startup_limit),
     ] + (["--tls"] if tls else []) + (["--gc-freeze"] if args.gc_freeze else [])  # fmt: skip
+    profile = Path(tempfile.mkdtemp(prefix="luma-scale-profile-")) / "window.pstats" if args.profile else None
+    if profile is not None:
+        command += ["--profile", str(profile)]
     try:
         done = subprocess.run(
             command, cwd=_ROOT, env=env, preexec_fn=_pinned(0), capture_output=True, text=True,
@@ -137,7 +140,35 @@ def measure(variant: str, n: int, mode: str, args: argparse.Namespace, tls: Any)
         tail = "\n".join(done.stderr.splitlines()[-5:])
         return {"variant": variant, "n": n, "mode": mode, "error": f"exit {done.returncode}: {tail}"}
     result: dict[str, Any] = json.loads(lines[-1])
+    if profile is not None and mode == "steady":
+        polls = result["achieved_per_s"] * args.window
+        result["profile"] = {layer: round(seconds * 1000 / polls, 3) for layer, seconds in layers(profile)}
+        shutil.rmtree(profile.parent, ignore_errors=True)
     return result
+
+
+#: Where a function's own time is counted, by the file it is defined in (the first match wins).
+_LAYERS = (
+    ("provider", ("airflow_provider_luma",)),
+    ("httpx", ("/httpx/", "/httpcore/", "/h11/", "/anyio/", "/sniffio/")),
+    ("aiohttp", ("/aiohttp/", "/yarl/", "/multidict/", "/propcache/", "/aiohappyeyeballs/", "/frozenlist/")),
+    ("asyncio", ("/asyncio/", "/selectors.py", "/contextvars", "/ssl.py")),
+    ("benchmark", ("/benchmarks/",)),
+)
+
+
+def layers(path: Path) -> list[tuple[str, float]]:
+    """The profiled window's CPU seconds by layer (the event loop's idle wait in epoll left out)."""
+    import pstats
+
+    totals: dict[str, float] = {}
+    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    for (filename, _line, function), (_calls, _primitive, own, _cumulative, _callers) in stats.items():
+        if function == "<method 'poll' of 'select.epoll' objects>":
+            continue
+        layer = next((name for name, marks in _LAYERS if any(mark in filename for mark in marks)), "other")
+        totals[layer] = totals.get(layer, 0.0) + own
+    return sorted(totals.items(), key=lambda item: -item[1])
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -185,6 +216,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--startup-limit", type=float, default=90.0)
     parser.add_argument("--tls", action="store_true", help="HTTPS with a throw-away certificate")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() the imported heap first")
+    parser.add_argument("--profile", action="store_true", help="cProfile each steady window, by layer")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     if args.quick:
@@ -215,6 +247,10 @@ def main() -> None:
     print(markdown(rows))
     for line in ratios(rows):
         print(line)
+    for row in rows:
+        if "profile" in row:
+            shares = ", ".join(f"{layer} {ms} ms" for layer, ms in row["profile"].items())
+            print(f"{row['variant']} N={row['n']}, CPU per poll by layer under cProfile: {shares}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     emit("triggerer_scale", rows)

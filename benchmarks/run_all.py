@@ -65,6 +65,11 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
         _SCALE,
         ["--variants", "ours,floor", "--n", "1000,2000", "--modes", "steady", "--gc-freeze", *_SCALE_TIMING],
     ),
+    (
+        "Where a poll's CPU goes: the steady window under cProfile, by layer (N=1000)",
+        _SCALE,
+        ["--variants", "ours,floor", "--n", "1000", "--modes", "steady", "--profile", *_SCALE_TIMING],
+    ),
     ("Worker slot-seconds per generation: deferrable vs polling on the worker", "bench_worker_slots.py", []),
     ("Upload throughput and peak RSS of LumaUploadOutputsOperator", "bench_upload_throughput.py", ["--s3"]),
     ("Import cost of the operators in a DAG file", "bench_import_cost.py", []),
@@ -96,7 +101,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", type=Path, default=_HERE / "RESULTS.md")
     args = parser.parse_args()
-    sections = SECTIONS[:1] + SECTIONS[4:] if args.quick else SECTIONS
+    quick = SECTIONS[:1] + [section for section in SECTIONS if section[1] != _SCALE]
+    sections = quick if args.quick else SECTIONS
     command = "benchmarks/run_all.py" + (" --quick" if args.quick else "")
     parts = [
         "# Benchmark results",

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_luma import polling
 from airflow_provider_luma._compat import within
+from airflow_provider_luma._offloop import BuiltOnce
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from types import ModuleType
+
+
+def _import_hook_module() -> ModuleType:
+    return importlib.import_module("airflow_provider_luma.hooks.luma")
+
+
+#: The hook's module is imported by the first trigger to run, in a thread: it brings httpx's client
+#: and aiohttp (about a quarter of a second), which on the triggerer's loop would stall every wait.
+_HOOK_MODULE = BuiltOnce(_import_hook_module)
 
 
 class LumaGenerationTrigger(BaseTrigger):
@@ -100,8 +112,7 @@ class LumaGenerationTrigger(BaseTrigger):
         yield TriggerEvent(outcome.payload())
 
     async def _wait(self, plan: polling.PollPlan) -> polling.WaitOutcome:
-        from airflow_provider_luma.hooks.luma import LumaHook
-
+        hooks = await _HOOK_MODULE.aget()
         # The client is released before the event is yielded: the triggerer may never resume us.
-        async with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
+        async with hooks.LumaHook(luma_conn_id=self.luma_conn_id) as hook:
             return await polling.await_generation(hook.aget_generation, plan)

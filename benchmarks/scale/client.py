@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import json
 import os
@@ -59,6 +60,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--startup-limit", type=float, default=90.0)
     parser.add_argument("--tls", action="store_true")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after imports")
+    parser.add_argument("--profile", metavar="PATH", help="cProfile the steady window into PATH (pstats)")
     return parser.parse_args()
 
 
@@ -238,8 +240,14 @@ async def _measure(args: argparse.Namespace, base: str) -> dict[str, Any]:
         loop_monitor.take()
         gc_monitor.take()
         requests_before, _ = await counter.read()
+        profiler = cProfile.Profile() if args.profile else None
         cpu_before, wall_before = time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         await asyncio.sleep(args.window)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         requests_after, _ = await counter.read()
         cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
         polls = requests_after - requests_before

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from airflow_provider_luma._offloop import BuiltOnce
 from airflow_provider_luma.hooks import _clients
-from airflow_provider_luma.hooks._clients import ASYNC_CLIENTS, ClientConfig, SharedSSLContext
+from airflow_provider_luma.hooks._clients import ASYNC_CLIENTS, ClientConfig
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -146,7 +147,7 @@ async def test_many_triggers_starting_at_once_build_one_client_and_one_ssl_conte
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     build = CountingBuild()
-    monkeypatch.setattr(_clients, "SSL_CONTEXT", SharedSSLContext(build))
+    monkeypatch.setattr(_clients, "SSL_CONTEXT", BuiltOnce(build))
     config = ClientConfig(base_url="http://127.0.0.1:9/single-flight")
     acquiring = [asyncio.create_task(ASYNC_CLIENTS.acquire(config)) for _ in range(200)]
     # Let every acquire reach the wait for the context, then let the one build finish.
@@ -164,7 +165,7 @@ async def test_many_triggers_starting_at_once_build_one_client_and_one_ssl_conte
 
 async def test_a_trigger_cancelled_while_acquiring_holds_no_lease(monkeypatch: pytest.MonkeyPatch) -> None:
     build = CountingBuild()
-    monkeypatch.setattr(_clients, "SSL_CONTEXT", SharedSSLContext(build))
+    monkeypatch.setattr(_clients, "SSL_CONTEXT", BuiltOnce(build))
     config = ClientConfig(base_url="http://127.0.0.1:9/cancelled")
     cancelled = asyncio.create_task(ASYNC_CLIENTS.acquire(config))
     staying = asyncio.create_task(ASYNC_CLIENTS.acquire(config))
@@ -189,14 +190,14 @@ async def test_a_failed_ssl_context_build_is_tried_again_by_the_next_caller() ->
             raise ssl.SSLError("no CA bundle at SSL_CERT_FILE")
         return ssl.create_default_context()
 
-    shared = SharedSSLContext(build)
+    shared = BuiltOnce(build)
     with pytest.raises(ssl.SSLError):
         await shared.aget()
     assert isinstance(await shared.aget(), ssl.SSLContext) and len(attempts) == 2
 
 
 def test_the_sync_and_async_sides_verify_with_the_one_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    shared = SharedSSLContext(ssl.create_default_context)
+    shared = BuiltOnce(ssl.create_default_context)
     monkeypatch.setattr(_clients, "SSL_CONTEXT", shared)
     config = ClientConfig(base_url="https://luma.test/v1")
 

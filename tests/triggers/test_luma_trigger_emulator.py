@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -75,3 +78,41 @@ async def test_deadline_gives_a_timeout_after_a_final_check(luma_emulator: Any) 
     assert events[0]["generation"]["state"] in ("queued", "processing")
     assert "may still finish and be billed" in events[0]["message"]
     assert luma_emulator.stats.requests["GET /v1/generations/{id}"] == 1
+
+
+_IMPORT_THREAD_PROBE = """
+import asyncio, importlib.abc, json, sys, threading, time
+
+class Spy(importlib.abc.MetaPathFinder):
+    seen = {}
+    def find_spec(self, name, path=None, target=None):
+        if name in ("airflow_provider_luma.hooks.luma", "aiohttp"):
+            self.seen.setdefault(name, threading.current_thread() is threading.main_thread())
+        return None
+
+sys.meta_path.insert(0, Spy())
+from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
+
+imported_with_trigger = sorted(Spy.seen)
+trigger = LumaGenerationTrigger(generation_id=sys.argv[1], deadline=time.time() + 30, poll_interval=0.05)
+
+async def first_event():
+    async for event in trigger.run():
+        return event.payload
+
+payload = asyncio.run(first_event())
+print(json.dumps({"with_trigger": imported_with_trigger, "on_loop": Spy.seen, "status": payload["status"]}))
+"""
+
+
+def test_the_first_trigger_imports_the_hook_off_the_event_loop() -> None:
+    # A fresh interpreter (in this one the hook is long imported), with this one's connection.
+    probe = subprocess.run(
+        [sys.executable, "-c", _IMPORT_THREAD_PROBE, _submit()],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    seen = json.loads(probe.stdout.strip().splitlines()[-1])
+
+    assert seen["with_trigger"] == [], "importing the trigger class must not import the hook"
+    assert seen["on_loop"] == {"airflow_provider_luma.hooks.luma": False, "aiohttp": False}
+    assert seen["status"] == "success"
