@@ -72,6 +72,10 @@ class GenerationLineage:
     :param created_at: when the API created it.
     :param request: the described request (no base64 bodies), or ``None`` when only an id was given.
     :param outputs: the stored outputs.
+    :param estimated_cost_usd: the estimated cost of the whole generation (the generate task's
+        figure, or the published price of the described request), or ``None`` when the request is
+        unknown. It is per generation, not per output: an
+        AssetAlias's per-object events all repeat it, so sum spend over distinct generation ids.
     """
 
     generation_id: str
@@ -80,6 +84,7 @@ class GenerationLineage:
     created_at: str
     request: Mapping[str, Any] | None
     outputs: Sequence[StoredOutput]
+    estimated_cost_usd: float | None = None
 
     @property
     def prompt_sha256(self) -> str | None:
@@ -87,7 +92,12 @@ class GenerationLineage:
         return hashlib.sha256(prompt.encode()).hexdigest() if isinstance(prompt, str) else None
 
     def asset_extra(self) -> dict[str, Any]:
-        """Extra for an Asset event: ids and digests, small JSON; the prompt only as a hash."""
+        """
+        Extra for an Asset event: ids and digests, small JSON; the prompt only as a hash.
+
+        ``luma_estimated_cost_usd`` is the generation's, so a consumer can account for spend
+        from the event alone, without reading the metadata records.
+        """
         request = self.request or {}
         return {
             "luma_generation_id": self.generation_id,
@@ -96,6 +106,7 @@ class GenerationLineage:
             "luma_created_at": self.created_at,
             "luma_aspect_ratio": request.get("aspect_ratio"),
             "luma_prompt_sha256": self.prompt_sha256,
+            "luma_estimated_cost_usd": self.estimated_cost_usd,
             "outputs": [
                 {"uri": out.uri, "sha256": out.sha256, "size": out.size, "content_type": out.content_type}
                 for out in self.outputs
@@ -212,9 +223,11 @@ def _run_facet_class() -> type:
     @attr.define
     class LumaGenerationRunFacet(RunFacet):  # type: ignore[misc]
         """
-        The Luma generation behind a run: its id, model, type and a digest of the prompt.
+        The Luma generation behind a run: its id, model, type, a digest of the prompt, its cost.
 
-        The prompt itself is not sent: lineage backends are not the place for user text.
+        The prompt itself is not sent: lineage backends are not the place for user text. The cost is
+        the estimate for the whole generation (``None``, left out of the event, when the request is
+        unknown), so a lineage backend can add up a pipeline's spend per run.
         """
 
         generation_id: str
@@ -222,6 +235,7 @@ def _run_facet_class() -> type:
         type: str
         created_at: str
         prompt_sha256: str | None = None
+        estimated_cost_usd: float | None = None
 
     return LumaGenerationRunFacet
 
@@ -246,6 +260,7 @@ def openlineage_facets(lineage: GenerationLineage) -> Any:
         type=lineage.type,
         created_at=lineage.created_at,
         prompt_sha256=lineage.prompt_sha256,
+        estimated_cost_usd=lineage.estimated_cost_usd,
     )
     return OperatorLineage(
         inputs=inputs,

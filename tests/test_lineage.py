@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +15,8 @@ from airflow_provider_luma.lineage import GenerationLineage, StoredOutput, openl
 GENERATION_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
 SOURCE_ID = "0b7f6a3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 PROMPT = "a lighthouse at dusk, poster style"
+#: The edit above (a source and two references) from the price table.
+COST_USD = 0.0464
 
 
 def _lineage(outputs=None) -> GenerationLineage:
@@ -45,6 +48,7 @@ def _lineage(outputs=None) -> GenerationLineage:
                 content_type="image/png",
             )
         ],
+        estimated_cost_usd=COST_USD,
     )
 
 
@@ -91,6 +95,17 @@ def test_bare_id_lineage_has_no_request_parts():
     bare = GenerationLineage(GENERATION_ID, "uni-1", "image", "2026-04-08Z", None, _lineage().outputs)
     assert bare.input_references() == []
     assert bare.asset_extra()["luma_prompt_sha256"] is None
+    assert bare.asset_extra()["luma_estimated_cost_usd"] is None
+    assert bare.output_extra(bare.outputs[0])["luma_estimated_cost_usd"] is None
+
+
+def test_every_extra_carries_the_generations_cost_once_per_generation():
+    two_outputs = _lineage().outputs[0], replace(_lineage().outputs[0], index=1, uri="s3://bucket/luma/1.png")
+    both = replace(_lineage(), outputs=two_outputs)
+
+    assert both.asset_extra()["luma_estimated_cost_usd"] == COST_USD
+    # Each object's Asset repeats the generation's figure: it is not split over the outputs.
+    assert [both.output_extra(output)["luma_estimated_cost_usd"] for output in two_outputs] == [COST_USD] * 2
 
 
 def test_openlineage_facets_report_sources_outputs_and_run_facet():
@@ -105,12 +120,17 @@ def test_openlineage_facets_report_sources_outputs_and_run_facet():
     facet = result.run_facets[lineage.RUN_FACET_NAME]
     assert (facet.generation_id, facet.model, facet.type) == (GENERATION_ID, "uni-1", "image_edit")
     assert facet.prompt_sha256 == hashlib.sha256(PROMPT.encode()).hexdigest()
+    assert facet.estimated_cost_usd == COST_USD
     # It serialises the way the OpenLineage client sends it, without the prompt.
     from openlineage.client.serde import Serde
 
     serialised = Serde.to_json(facet)
     assert GENERATION_ID in serialised
+    assert json.loads(serialised)["estimated_cost_usd"] == COST_USD
     assert PROMPT not in serialised
+    # An unknown cost is left out of the event rather than sent as a guess.
+    bare = lineage.openlineage_facets(replace(_lineage(), request=None, estimated_cost_usd=None))
+    assert "estimated_cost_usd" not in json.loads(Serde.to_json(bare.run_facets[lineage.RUN_FACET_NAME]))
 
 
 def test_openlineage_facets_need_the_optional_provider(monkeypatch):

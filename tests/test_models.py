@@ -19,6 +19,7 @@ from airflow_provider_luma.models import (
     GenerationRequest,
     GenerationState,
     ImageRef,
+    estimate_cost_of_described,
     estimate_cost_usd,
     failure_code_is_retryable,
     is_generation_id,
@@ -206,6 +207,33 @@ def test_request_estimate_counts_source_and_references() -> None:
         prompt="x", type="image_edit", source=GEN_ID, image_ref=["https://example.com/a.png"] * 2
     )
     assert request.estimated_cost_usd() == pytest.approx(0.0494)
+
+
+@pytest.mark.parametrize(
+    ("fields", "price"),
+    [
+        ({}, 0.0404),
+        ({"model": "uni-1-max", "image_ref": ["https://example.com/a.png"] * 3}, 0.1030 + 2 * 0.0030),
+        (
+            {
+                "type": "image_edit",
+                "source": GEN_ID,
+                "image_ref": [{"data": PNG_B64, "media_type": "image/png"}],
+            },
+            0.0464,
+        ),
+    ],
+)
+def test_a_described_request_costs_what_the_request_does(fields: dict[str, Any], price: float) -> None:
+    # The description is all a later task (the upload) has: inline images in it are only a digest.
+    request = GenerationRequest.build(prompt="x", **fields)
+    assert estimate_cost_of_described(request.describe()) == pytest.approx(price)
+    assert estimate_cost_of_described(request.describe()) == request.estimated_cost_usd()
+
+
+@pytest.mark.parametrize("described", [{"prompt": "x"}, {"prompt": "x", "model": "uni-2"}])
+def test_a_description_without_a_known_model_has_no_price(described: dict[str, Any]) -> None:
+    assert estimate_cost_of_described(described) is None
 
 
 # ---------------------------------------------------------------------------------- generations

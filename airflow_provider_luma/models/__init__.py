@@ -31,6 +31,7 @@ from airflow_provider_luma.models.request import (
     STYLES,
     GenerationRequest,
     ImageRef,
+    estimate_cost_of_described,
     estimate_cost_usd,
     sniff_media_type,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationState",
     "ImageRef",
+    "estimate_cost_of_described",
     "estimate_cost_usd",
     "failure_code_is_retryable",
     "is_generation_id",

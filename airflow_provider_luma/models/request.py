@@ -392,3 +392,19 @@ def estimate_cost_usd(model: str, input_image_count: int) -> float:
     if input_image_count == 0:
         return text_only
     return round(first_image + _PRICE_PER_EXTRA_IMAGE_USD * (input_image_count - 1), 4)
+
+
+def estimate_cost_of_described(described: Mapping[str, Any]) -> float | None:
+    """
+    The published price of a request known only by its description (:meth:`GenerationRequest.describe`).
+
+    The description is what outlives the task that submitted the request (the generate operator's
+    XCom, a metadata record), so this is how later tasks price a generation. Every input image is
+    priced: the references and an edit's source. ``None`` when the description names no model the
+    price table knows (a hand-written dict): no figure is better than a guessed one.
+    """
+    model = described.get("model")
+    if model not in _BASE_PRICE_USD:
+        return None
+    input_images = len(described.get("image_ref") or ()) + (1 if described.get("source") else 0)
+    return estimate_cost_usd(model, input_images)

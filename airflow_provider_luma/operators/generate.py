@@ -26,7 +26,7 @@ from airflow_provider_luma.models import (
     GenerationRequest,
     GenerationState,
     ImageRef,
-    estimate_cost_usd,
+    estimate_cost_of_described,
 )
 from airflow_provider_luma.storage import is_storage_reference, read_storage_image
 
@@ -96,7 +96,6 @@ def _result(
     ``request_id`` is the submission's (the POST's ``X-Request-Id``), which is what Luma's support can
     match to a charge; the summary's is only the last poll's.
     """
-    input_images = len(described_request.get("image_ref") or ()) + bool(described_request.get("source"))
     return {
         "generation_id": summary["generation_id"],
         "state": summary["state"],
@@ -105,7 +104,7 @@ def _result(
         "request_id": request_id or summary.get("request_id"),
         "created_at": summary.get("created_at"),
         "output_count": summary.get("output_count", 0),
-        "estimated_cost_usd": estimate_cost_usd(described_request["model"], input_images),
+        "estimated_cost_usd": estimate_cost_of_described(described_request),
         "request": dict(described_request),
     }
 

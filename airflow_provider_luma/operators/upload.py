@@ -10,10 +10,11 @@ keeps them in agreement. Naming, records and the ``if_exists`` rules live in
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.sdk import BaseOperator
 
@@ -25,7 +26,12 @@ from airflow_provider_luma.exceptions import (
     LumaOutputNotAvailableError,
     LumaRequestValidationError,
 )
-from airflow_provider_luma.models import Generation, GenerationState, is_generation_id
+from airflow_provider_luma.models import (
+    Generation,
+    GenerationState,
+    estimate_cost_of_described,
+    is_generation_id,
+)
 from airflow_provider_luma.storage import conn_id_of, extension_for, object_uri
 from airflow_provider_luma.uploads import (
     DEFAULT_FILE_NAME,
@@ -51,21 +57,48 @@ if TYPE_CHECKING:
 _FORMAT_EXTENSIONS: dict[str, str] = {"png": ".png", "jpeg": ".jpg"}
 
 
-def _parse_generation(value: Any) -> tuple[str, Mapping[str, Any] | None, str | None]:
-    """The generation id, the described request and the submit's request id from the task's input."""
+class _Upstream(NamedTuple):
+    """What the task's ``generation`` input tells: the id, and what is known of the request behind it."""
+
+    generation_id: str
+    request: Mapping[str, Any] | None
+    request_id: str | None
+    estimated_cost_usd: float | None
+
+
+def _parse_generation(value: Any) -> _Upstream:
+    """The generation id, the described request, the submit's request id and the cost, from the input."""
     if isinstance(value, Mapping):
         generation_id = value.get("generation_id")
         request = value.get("request")
         request_id = value.get("request_id")
+        upstream_cost = value.get("estimated_cost_usd")
     else:
-        generation_id, request, request_id = value, None, None
+        generation_id, request, request_id, upstream_cost = value, None, None, None
     if not isinstance(generation_id, str) or not is_generation_id(generation_id.strip()):
         raise LumaRequestValidationError(
             "generation",
             "expected a generation id (UUID) or the result dict of LumaGenerateImageOperator "
             f"with a 'generation_id' key (got {type(value).__name__})",
         )
-    return generation_id.strip(), request if isinstance(request, Mapping) else None, request_id
+    request = request if isinstance(request, Mapping) else None
+    return _Upstream(generation_id.strip(), request, request_id, _estimated_cost_usd(upstream_cost, request))
+
+
+def _estimated_cost_usd(upstream_cost: Any, request: Mapping[str, Any] | None) -> float | None:
+    """
+    The generation's estimated cost, decided once here for the record, the facet and the Asset extra.
+
+    The upstream result's own figure comes first: the generate task priced the request it sent.
+    Without one (a hand-made dict, or a result from before the figure existed), the described
+    request is priced from the table. With a bare id, what was asked for is unknown, so the cost
+    is ``None``: a guess would be worse than no figure in spend reports. A figure that is no finite
+    number (a string, a bool, NaN, which JSON cannot carry) counts as none.
+    """
+    is_number = isinstance(upstream_cost, (int, float)) and not isinstance(upstream_cost, bool)
+    if is_number and math.isfinite(upstream_cost):
+        return float(upstream_cost)
+    return None if request is None else estimate_cost_of_described(request)
 
 
 class LumaUploadOutputsOperator(BaseOperator):
@@ -73,8 +106,9 @@ class LumaUploadOutputsOperator(BaseOperator):
     Store the images of a completed Luma generation, with a metadata record next to each.
 
     :param generation: the result dict of ``LumaGenerateImageOperator`` (``generate.output``, mapped or
-        not) or a bare generation id. With the dict, the request (prompt, parameters) goes into the
-        metadata record; with an id, the record's ``request`` is null. Templated.
+        not) or a bare generation id. With the dict, the request (prompt, parameters) and the
+        generation's estimated cost go into the metadata record and the lineage; with an id, the
+        record's ``request`` and ``estimated_cost_usd`` are null. Templated.
     :param destination: the folder to write to, as an ``ObjectStoragePath`` or a URL (``s3://bucket/luma``,
         ``file:///data/luma``, any scheme Airflow's object storage supports). Templated. Defaults to the
         ``[luma] output_path`` option (``AIRFLOW__LUMA__OUTPUT_PATH``).
@@ -157,14 +191,14 @@ class LumaUploadOutputsOperator(BaseOperator):
         try:
             check_file_name(self.file_name)
             self._warn_if_mapped_writers_share_a_name(context)
-            generation_id, request, submit_request_id = _parse_generation(self.generation)
+            upstream = _parse_generation(self.generation)
             folder = self.resolve_destination()
             with LumaHook(luma_conn_id=self.luma_conn_id) as hook:
-                generation = hook.get_generation(generation_id)
-                require_same_generation(generation_id, generation)
+                generation = hook.get_generation(upstream.generation_id)
+                require_same_generation(upstream.generation_id, generation)
                 _require_completed(generation)
                 outputs = [
-                    self._store_output(hook, generation, index, folder, request, submit_request_id, context)
+                    self._store_output(hook, generation, index, folder, upstream, context)
                     for index in range(len(generation.output))
                 ]
                 self._lineage = GenerationLineage(
@@ -172,8 +206,9 @@ class LumaUploadOutputsOperator(BaseOperator):
                     model=generation.model,
                     type=generation.type,
                     created_at=generation.created_at,
-                    request=request,
+                    request=upstream.request,
                     outputs=outputs,
+                    estimated_cost_usd=upstream.estimated_cost_usd,
                 )
                 self._emit_lineage(hook, context, self._lineage)
         except LumaError as error:
@@ -200,13 +235,12 @@ class LumaUploadOutputsOperator(BaseOperator):
         generation: Generation,
         index: int,
         folder: ObjectStoragePath,
-        request: Mapping[str, Any] | None,
-        submit_request_id: str | None,
+        upstream: _Upstream,
         context: Context,
     ) -> StoredOutput:
         from airflow_provider_luma.lineage import StoredOutput
 
-        hinted = _FORMAT_EXTENSIONS.get(str((request or {}).get("output_format")))
+        hinted = _FORMAT_EXTENSIONS.get(str((upstream.request or {}).get("output_format")))
         extensions = dict.fromkeys(ext for ext in (hinted, ".png", ".jpg") if ext)
         candidates = [self._target(folder, generation.id, index, ext) for ext in extensions]
         earlier = earlier_output(candidates, generation.id, index, self.if_exists)
@@ -228,8 +262,14 @@ class LumaUploadOutputsOperator(BaseOperator):
                 size=downloaded.size,
                 content_type=downloaded.content_type,
             )
-            request_id = submit_request_id or downloaded.generation.request_id
-            record = build_record(downloaded.generation, stored, request, request_id, context["ti"])
+            record = build_record(
+                downloaded.generation,
+                stored,
+                upstream.request,
+                upstream.request_id or downloaded.generation.request_id,
+                context["ti"],
+                estimated_cost_usd=upstream.estimated_cost_usd,
+            )
             staging.seek(0)
             publish_output(staging, target, stored.size, record, exclusive=self.if_exists == "fail")
         self.log.info(

@@ -37,8 +37,18 @@ def build_record(
     request: Mapping[str, Any] | None,
     request_id: str | None,
     ti: Any,
+    *,
+    estimated_cost_usd: float | None,
 ) -> bytes:
-    """The record of one stored output, encoded: what made it, how it was asked for, what was stored."""
+    """
+    The record of one stored output, encoded: what made it, how it was asked for, what was stored.
+
+    ``estimated_cost_usd`` is the whole generation's (Luma prices a generation, not an output), so
+    every output of one generation carries the same figure: spend is summed over distinct
+    ``generation_id`` values, not over records. ``None`` (null) when the request is unknown.
+    The key is an addition, not a change: ``format_version`` stays 1, because readers of a record
+    (:func:`finished_output`) look keys up by name and ignore the ones they do not use.
+    """
     record = {
         "format_version": METADATA_FORMAT_VERSION,
         "generation_id": generation.id,
@@ -48,6 +58,7 @@ def build_record(
         "created_at": generation.created_at,
         "request_id": request_id,
         "request": dict(request) if request is not None else None,
+        "estimated_cost_usd": estimated_cost_usd,
         "uri": stored.uri,
         "sha256": stored.sha256,
         "size": stored.size,

@@ -57,6 +57,7 @@ def test_assets_alias_mapping_and_retry(luma_emulator, luma_connection, monkeypa
     declared = [extra for task_id, uri, _, extra in events if uri == "luma_test_images"]
     assert len(declared) == 1
     assert declared[0]["luma_generation_id"] == single["generation_id"]
+    assert declared[0]["luma_estimated_cost_usd"] == single["estimated_cost_usd"]
     assert declared[0]["outputs"][0]["uri"] == f"file://{single_image}"
     by_uri = {uri: (task, index, extra) for task, uri, index, extra in events if uri.startswith("file")}
     assert set(by_uri) == {f"file://{path}" for path in [single_image, *mapped_images]}
@@ -142,6 +143,7 @@ def test_openlineage_events_of_a_run(luma_connection, openlineage_events, monkey
     assert facet["model"] == single["model"]
     assert facet["type"] == "image"
     assert facet["prompt_sha256"] == hashlib.sha256(prompt.encode()).hexdigest()
+    assert facet["estimated_cost_usd"] == single["estimated_cost_usd"]
     # The prompt is only in the run's conf, where this test put it (Airflow's own facet copies the
     # conf); nothing the upload contributes carries it.
     del event["run"]["facets"]["airflow"]["dagRun"]["conf"]

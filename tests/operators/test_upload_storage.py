@@ -197,8 +197,39 @@ def test_generation_input_reads_the_result_dict():
     generation_id = "d290f1ee-6c54-4b01-90e6-d701748f0851"
     result = {"generation_id": generation_id, "request_id": "r-1", "request": {"prompt": "p"}}
 
-    assert _parse_generation(result) == (generation_id, {"prompt": "p"}, "r-1")
-    assert _parse_generation(f" {generation_id} ") == (generation_id, None, None)
+    assert _parse_generation(result) == (generation_id, {"prompt": "p"}, "r-1", None)
+    assert _parse_generation(f" {generation_id} ") == (generation_id, None, None, None)
+
+
+_GENERATION_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
+_MAX_3_REFS = {"prompt": "p", "type": "image", "model": "uni-1-max", "image_ref": [{"url": "u"}] * 3}
+
+
+@pytest.mark.parametrize(
+    ("extra", "cost"),
+    [
+        # The upstream figure wins, even where the table would say otherwise (it priced what it sent).
+        ({"estimated_cost_usd": 0.5, "request": _MAX_3_REFS}, 0.5),
+        ({"estimated_cost_usd": 0}, 0.0),
+        # No figure, or none usable: the described request priced from the table.
+        ({"request": {"prompt": "p", "type": "image", "model": "uni-1"}}, 0.0404),
+        ({"request": _MAX_3_REFS}, 0.1030 + 2 * 0.0030),
+        ({"estimated_cost_usd": "0.5", "request": _MAX_3_REFS}, 0.109),
+        ({"estimated_cost_usd": True, "request": _MAX_3_REFS}, 0.109),
+        ({"estimated_cost_usd": float("nan"), "request": _MAX_3_REFS}, 0.109),
+    ],
+)
+def test_generation_input_gives_the_cost_of_the_generation(extra, cost):
+    upstream = _parse_generation({"generation_id": _GENERATION_ID, **extra})
+    assert upstream.estimated_cost_usd == pytest.approx(cost)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [_GENERATION_ID, {"generation_id": _GENERATION_ID}, {"generation_id": _GENERATION_ID, "request": "?"}],
+)
+def test_generation_input_without_a_figure_or_a_request_has_no_cost(value):
+    assert _parse_generation(value).estimated_cost_usd is None
 
 
 def test_s3_publish_settles_its_deferred_file(s3: S3Server):
