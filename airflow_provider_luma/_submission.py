@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_luma import _metrics
 from airflow_provider_luma._compat import (
     AirflowException,
     AirflowFailException,
@@ -38,10 +40,14 @@ from airflow_provider_luma._compat import (
 from airflow_provider_luma._failures import final_task_failure
 from airflow_provider_luma.exceptions import LumaError, LumaNotFoundError, LumaSubmissionUnknownError
 from airflow_provider_luma.models import Generation, GenerationState
+from airflow_provider_luma.spend import ABANDONED, RESERVED, SUBMITTED, SpendEntry
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_provider_luma.hooks.luma import LumaHook
     from airflow_provider_luma.models import GenerationRequest
+    from airflow_provider_luma.spend import RunBudget
 
 STATE_KEY = "luma_generation"
 
@@ -80,6 +86,12 @@ class SubmissionRecord:
     :param pending: written before the POST and still unanswered: its fate is unknown.
     :param failure_reported: the final failure the task reported after this submission, if any.
     :param reported_max_tries: the task instance's ``max_tries`` when it reported that failure.
+    :param model: the model asked for.
+    :param estimated_cost_usd: the request's list price.
+    :param submitted_try: the try that sent it (a later try reusing its generation did not pay).
+    :param reserved_at: epoch seconds the record was written ahead of the POST.
+    :param abandoned: the submissions this task instance made before this one and gave up for it,
+        as :class:`~airflow_provider_luma.spend.SpendEntry` JSON: they were paid for all the same.
     """
 
     request_id: str
@@ -88,6 +100,11 @@ class SubmissionRecord:
     pending: bool = False
     failure_reported: str | None = None
     reported_max_tries: int | None = None
+    model: str | None = None
+    estimated_cost_usd: float | None = None
+    submitted_try: int | None = None
+    reserved_at: float | None = None
+    abandoned: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_json(cls, value: Any) -> SubmissionRecord | None:
@@ -101,7 +118,49 @@ class SubmissionRecord:
             pending=bool(value.get("pending")),
             failure_reported=value.get("failure_reported") or None,
             reported_max_tries=value.get("reported_max_tries"),
+            model=value.get("model") or None,
+            estimated_cost_usd=value.get("estimated_cost_usd"),
+            submitted_try=value.get("submitted_try"),
+            reserved_at=value.get("reserved_at"),
+            abandoned=tuple(value.get("abandoned") or ()),
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the store keeps it (JSON values only: no tuples)."""
+        return {**asdict(self), "abandoned": list(self.abandoned)}
+
+    def current_spend(self, status: str | None = None) -> SpendEntry | None:
+        """
+        This submission as spend: ``reserved`` while its fate is unknown, ``submitted`` once answered.
+
+        ``None`` when it cost nothing (the API refused it, or it never went out) or is not priced
+        (a record written before prices were kept).
+        """
+        if self.estimated_cost_usd is None or not (self.pending or self.generation_id):
+            return None
+        return SpendEntry(
+            request_id=self.request_id,
+            generation_id=self.generation_id,
+            model=self.model or "",
+            estimated_cost_usd=self.estimated_cost_usd,
+            status=status or (SUBMITTED if self.generation_id else RESERVED),
+            reserved_at=self.reserved_at or 0.0,
+        )
+
+    def abandoned_spend(self) -> list[SpendEntry]:
+        """The submissions this task instance gave up in earlier tries (paid for all the same)."""
+        entries = (SpendEntry.from_json(entry) for entry in self.abandoned)
+        return [entry for entry in entries if entry is not None]
+
+    def spend(self) -> list[SpendEntry]:
+        """Everything this task instance has paid for, in all its tries: the abandoned, then this one."""
+        current = self.current_spend()
+        return [*self.abandoned_spend(), *([current] if current is not None else [])]
+
+    def carried_forward(self) -> tuple[dict[str, Any], ...]:
+        """What a new submission replacing this one inherits: the abandoned, now with this one."""
+        current = self.current_spend(ABANDONED)
+        return (*self.abandoned, current.to_json()) if current is not None else self.abandoned
 
 
 class SubmissionLedger:
@@ -113,20 +172,62 @@ class SubmissionLedger:
     :param log: the task's logger.
     :param max_tries: the running task instance's ``max_tries`` (``None`` when unknown: then no try
         counts as cleared, and a reported failure is repeated rather than paid for again).
+    :param try_number: the running try (``None`` when unknown: then no try counts as the payer).
+    :param publish: makes this task instance's spend visible to the run (the ``luma_spend`` XCom);
+        called with :meth:`SubmissionRecord.spend` after every write.
     """
 
-    def __init__(self, store: Any, log: Any, *, max_tries: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        log: Any,
+        *,
+        max_tries: int | None = None,
+        try_number: int | None = None,
+        publish: Callable[[list[SpendEntry]], None] | None = None,
+    ) -> None:
         self.store = store
         self.log = log
         self.max_tries = max_tries
+        self.try_number = try_number
+        self._publish = publish
         self.record: SubmissionRecord | None = SubmissionRecord.from_json(
             store.get(STATE_KEY) if store is not None else None
         )
 
-    def _write(self, record: SubmissionRecord) -> None:
+    def _store(self, record: SubmissionRecord) -> None:
         self.record = record
         if self.store is not None:
-            self.store.set(STATE_KEY, asdict(record), retention=never_expire())
+            self.store.set(STATE_KEY, record.to_json(), retention=never_expire())
+
+    def _write(self, record: SubmissionRecord) -> None:
+        self._store(record)
+        self.publish()
+
+    def publish(self) -> None:
+        """
+        Make this task instance's spend visible to the run's budget checks and spend report.
+
+        A new try starts with its XComs cleared by Airflow, so it calls this before anything else.
+        """
+        if self._publish is not None:
+            self._publish(self.record.spend() if self.record is not None else [])
+
+    @property
+    def billed_this_try(self) -> bool:
+        """Whether the generation this try reports was submitted, and paid for, by this try."""
+        record = self.record
+        return bool(
+            record is not None
+            and record.generation_id
+            and record.submitted_try is not None
+            and record.submitted_try == self.try_number
+        )
+
+    @property
+    def abandoned(self) -> list[SpendEntry]:
+        """The submissions this task instance made and gave up in earlier tries (paid for all the same)."""
+        return self.record.abandoned_spend() if self.record is not None else []
 
     # ------------------------------------------------------------------------------ a new try
 
@@ -221,15 +322,27 @@ class SubmissionLedger:
             generation.id,
             generation.summary()["state"],
         )
+        _metrics.reused(generation.model)
         return generation
 
     # ------------------------------------------------------------------------------- the POST
 
     def submit(
-        self, hook: LumaHook, request: GenerationRequest, fingerprint: str, request_id: str
+        self,
+        hook: LumaHook,
+        request: GenerationRequest,
+        fingerprint: str,
+        request_id: str,
+        *,
+        budget: RunBudget | None = None,
     ) -> Generation:
         """
         POST ``request`` with the record written ahead of it and replaced by the answer.
+
+        The record written ahead is also the run's reservation of the request's price: with a
+        ``budget``, the POST goes out only once the run's spend, this reservation included, fits
+        under it (:class:`~airflow_provider_luma.spend.RunBudget`); a refusal withdraws the
+        reservation and raises :class:`~airflow_provider_luma.exceptions.LumaRunBudgetExceededError`.
 
         Raises :class:`LumaSubmissionUnknownError` when the answer is lost, including when the task's
         ``execution_timeout`` fires while the POST waits for it; the record then stays pending. An
@@ -238,7 +351,16 @@ class SubmissionLedger:
         """
         # The connection (key, base URL) is read first: a missing one must not look like a POST.
         hook.get_conn()
-        ahead = SubmissionRecord(request_id=request_id, fingerprint=fingerprint, pending=True)
+        ahead = SubmissionRecord(
+            request_id=request_id,
+            fingerprint=fingerprint,
+            pending=True,
+            model=request.model,
+            estimated_cost_usd=request.estimated_cost_usd(),
+            submitted_try=self.try_number,
+            reserved_at=time.time(),
+            abandoned=self.record.carried_forward() if self.record is not None else (),
+        )
         try:
             self._write(ahead)
         except Exception as error:
@@ -247,6 +369,8 @@ class SubmissionLedger:
                 f"The submission could not be recorded before sending it ({type(error).__name__}: "
                 f"{error}); nothing was sent."
             ) from error
+        if budget is not None:
+            self._admit(budget, ahead)
         try:
             generation = hook.create_generation(request, request_id=request_id)
         except LumaSubmissionUnknownError:
@@ -279,8 +403,9 @@ class SubmissionLedger:
             generation.state.value,
             request.estimated_cost_usd(),
         )
+        _metrics.submitted(request.model, request.type, request.estimated_cost_usd())
         try:
-            self._write(replace(ahead, generation_id=generation.id, pending=False))
+            self._store(replace(ahead, generation_id=generation.id, pending=False))
         except Exception as error:
             raise AirflowFailException(
                 f"Generation {generation.id} was submitted (and may be billed) but could not be "
@@ -289,7 +414,36 @@ class SubmissionLedger:
                 f"this task will refuse to submit again (its record of request {request_id} is still "
                 "pending); clear it once more to pay for a new generation."
             ) from error
+        self._publish_quietly()
         return generation
+
+    def _admit(self, budget: RunBudget, ahead: SubmissionRecord) -> None:
+        """Hold the POST until the run's budget admits it; on a refusal, take the reservation back."""
+        mine = ahead.current_spend()
+        if mine is None:  # never: the record ahead is pending and priced
+            return
+        withdrawn = replace(ahead, pending=False)
+        try:
+            budget.admit(
+                mine,
+                withdraw=lambda: self._write(withdrawn),
+                reserve=lambda: self._write(ahead),
+            )
+        except BaseException:
+            # Nothing was sent (the POST comes after): whatever stopped the wait, nothing is reserved.
+            self._write_quietly(withdrawn)
+            raise
+
+    def _publish_quietly(self) -> None:
+        """Publish after the store was written: a failure leaves a reservation of the same price up."""
+        try:
+            self.publish()
+        except Exception as error:
+            self.log.warning(
+                "Could not publish this task's Luma spend (%s: %s): the run sees it as still reserved",
+                type(error).__name__,
+                error,
+            )
 
     def _write_quietly(self, record: SubmissionRecord) -> None:
         """Write a record that only relaxes what a later try may do: a failure leaves the stricter one."""

@@ -226,6 +226,48 @@ class LumaSubmissionUnknownError(LumaError):
         self.request_id = request_id
 
 
+class LumaRunBudgetExceededError(LumaError):
+    """
+    This task's generation would take its DAG run past ``max_run_cost_usd``; nothing was sent.
+
+    Not retryable: the run's spend only grows. Raise the cap (or clear fewer tasks) and clear the task.
+
+    :param cap_usd: the run's cap.
+    :param spent_usd: the estimated cost of what the run's Luma tasks submitted so far (all tries,
+        abandoned and unknown-fate submissions included).
+    :param submissions: how many submissions that is.
+    :param task_label: the task instance that would pass the cap.
+    :param cost_usd: the estimated cost of its generation.
+    :param contended: the refusal came after waiting for concurrent submissions that did not resolve.
+    """
+
+    def __init__(
+        self,
+        *,
+        cap_usd: float,
+        spent_usd: float,
+        submissions: int,
+        task_label: str,
+        cost_usd: float,
+        contended: bool = False,
+    ) -> None:
+        waited = (
+            " (after waiting for concurrent submissions of the run, or ones of unknown fate, to resolve)"
+            if contended
+            else ""
+        )
+        super().__init__(
+            f"Run budget: max_run_cost_usd={cap_usd:.4f} USD would be passed by task {task_label}: the "
+            f"run's Luma tasks have submitted {submissions} generation(s) estimated at {spent_usd:.4f} USD "
+            f"and this one would add {cost_usd:.4f} USD{waited}. Nothing was sent; raise the cap and "
+            "clear the task to submit it."
+        )
+        self.cap_usd = cap_usd
+        self.spent_usd = spent_usd
+        self.task_label = task_label
+        self.cost_usd = cost_usd
+
+
 class LumaGenerationFailedError(LumaError):
     """
     A generation ended in state ``failed``.

@@ -88,6 +88,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "2",
                         "default": "2",
                     },
+                    "max_run_cost_usd": {
+                        "description": "The most, in USD at list prices, that the Luma generate tasks of "
+                        "one DAG run may submit together, when a task sets no max_run_cost_usd; empty "
+                        "means no cap.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "5.00",
+                        "default": "",
+                    },
                     "output_conn_id": {
                         "description": "The Airflow connection used to reach ``output_path``.",
                         "version_added": "0.1.0",

@@ -3,6 +3,7 @@ Run every benchmark and write ``benchmarks/RESULTS.md``: the tables, the machine
 
     .venv/bin/python benchmarks/run_all.py            # the long runs (~20 min on 2 cores)
     .venv/bin/python benchmarks/run_all.py --quick    # a smoke run of each (what CI runs)
+    .venv/bin/python benchmarks/run_all.py --only worker,upload   # rerun those sections in place
 
 The transport comparison needs the ``bench`` extra (``httpx-aiohttp``); without it that row reports
 the missing module. Nothing else may run on the machine meanwhile: the triggerer rows pin the server
@@ -43,13 +44,13 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
         ["--variants", "ours,floor", "--n", "2000", "--modes", "startup", *_SCALE_TIMING],
     ),
     (
-        "The async transports compared (one shared client each, bare GET + JSON, N=1000)",
+        "The async transports compared (one shared client each, bare GET + JSON)",
         _SCALE,
         [
             "--variants",
             "httpx,httpx2,httpx-aiohttp,floor",
             "--n",
-            "1000",
+            "1000,2000",
             "--modes",
             "steady",
             "--warmup",
@@ -94,15 +95,28 @@ def run(script: str, arguments: list[str]) -> tuple[str, dict[str, object] | Non
     return "\n".join(lines), report
 
 
+def _sections_of(results: str) -> dict[str, str]:
+    """An earlier RESULTS.md's sections by title, in order (each block starts at its heading)."""
+    blocks = results.split("\n## ")[1:]
+    return {block.split("\n", 1)[0]: "## " + block.rstrip() + "\n" for block in blocks}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", type=Path, default=_HERE / "RESULTS.md")
+    parser.add_argument(
+        "--only", help="comma-separated words of section titles: rerun those, keep the rest of --output"
+    )
     args = parser.parse_args()
     quick = SECTIONS[:1] + [section for section in SECTIONS if section[1] != _SCALE]
     sections = quick if args.quick else SECTIONS
+    if args.only:
+        words = [word.strip().lower() for word in args.only.split(",")]
+        sections = [section for section in SECTIONS if any(word in section[0].lower() for word in words)]
+        kept = _sections_of(args.output.read_text())
     command = "benchmarks/run_all.py" + (" --quick" if args.quick else "")
     parts = [
         "# Benchmark results",
@@ -120,10 +134,19 @@ def main() -> None:
         machine = machine or (report or {}).get("machine")
         shown = " ".join(["benchmarks/" + script, *(["--quick"] if args.quick else arguments)])
         body = text if script == _SCALE else f"```\n{text}\n```"
-        parts += [f"## {title}", "", f"`.venv/bin/python {shown}`", "", body, ""]
+        block = "\n".join([f"## {title}", "", f"`.venv/bin/python {shown}`", "", body, ""])
+        if args.only:
+            kept[title] = block
+        parts.append(block)
         print(text, flush=True)
-    parts.insert(4, f"Machine: `{json.dumps(machine)}`\n")
-    args.output.write_text("\n".join(parts))
+    if args.only:
+        head, *_ = args.output.read_text().split("\n## ", 1)
+        rerun = ", ".join(f'"{title}"' for title, _, _ in sections)
+        note = f"Rerun on {datetime.date.today().isoformat()}, with the code of that day: {rerun}.\n"
+        args.output.write_text("\n".join([head.rstrip() + "\n\n" + note, *kept.values()]))
+    else:
+        parts.insert(4, f"Machine: `{json.dumps(machine)}`\n")
+        args.output.write_text("\n".join(parts))
     print(f"wrote {args.output}")
     if failed:
         sys.exit(1)

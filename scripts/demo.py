@@ -52,6 +52,7 @@ class StoredImage:
     sha256: str
     generation_id: str
     prompt: str
+    estimated_cost_usd: float | None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -179,6 +180,7 @@ def _checked(image: Path, record: dict[str, Any]) -> StoredImage:
         sha256=sha256_of(image),
         generation_id=str(record["generation_id"]),
         prompt=str((record.get("request") or {}).get("prompt", "")),
+        estimated_cost_usd=record.get("estimated_cost_usd"),
     )
     if (stored.size, stored.sha256) != (record.get("size"), record.get("sha256")):
         raise DemoError(f"{image} does not match its metadata record (size or sha256 differ).")
@@ -193,6 +195,11 @@ def print_summary(mode: str, images: list[StoredImage], emulator: LumaEmulator, 
         print(f"  {image.path}")
         print(f"      {image.size} bytes  sha256 {image.sha256}")
         print(f"      generation {image.generation_id}  prompt: {image.prompt}")
+    # One record per output: a generation's cost is counted once.
+    costs = {image.generation_id: image.estimated_cost_usd or 0.0 for image in images}
+    print(
+        f"Estimated cost (Luma's list prices): {sum(costs.values()):.4f} USD for {len(costs)} generation(s)."
+    )
     print(
         f"Emulator: {stats.generations_created} generation(s) created "
         f"({stats.requests['POST /v1/generations']} POST), "

@@ -170,6 +170,19 @@ def fake_hook(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeHook:
     return hook
 
 
+def _assert_json_value(value: Any) -> None:
+    """What the SDK's ``SetTaskStateStore`` accepts (pydantic's ``JsonValue``): no tuples, sets or objects."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert isinstance(key, str), key
+            _assert_json_value(item)
+    elif isinstance(value, list):
+        for item in value:
+            _assert_json_value(item)
+    else:
+        assert value is None or isinstance(value, (str, int, float, bool)), f"not a JSON value: {value!r}"
+
+
 class FakeTaskStateStore:
     """Airflow 3.3's task_state_store accessor, in memory, recording retentions."""
 
@@ -182,6 +195,7 @@ class FakeTaskStateStore:
 
     def set(self, key: str, value: Any, *, retention: Any = None) -> None:
         assert value is not None
+        _assert_json_value(value)
         self.values[key] = value
         self.retentions[key] = retention
 
@@ -221,6 +235,12 @@ class FakeTI:
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcom[key] = value
+
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> list[Any]:
+        """This task instance's own XComs only (the list form ``xcom_pull(task_ids=[...])`` returns)."""
+        ids = [task_ids] if isinstance(task_ids, str) else list(task_ids or [self.task_id])
+        value = self.xcom.get(key)
+        return [value] if self.task_id in ids and value is not None else []
 
 
 def make_context(

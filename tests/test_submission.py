@@ -8,6 +8,7 @@ try number; the store is the same).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -105,16 +106,21 @@ def test_the_record_is_pending_while_the_post_is_in_flight(fake_hook: FakeHook) 
     fake_hook.create_generation = create  # type: ignore[method-assign]
     fake_hook.create_result = make_generation("queued", generation_id=GEN_ID)
     result = _try(store, 1)
-    assert seen == [
-        {
-            "request_id": fake_hook.request_ids[0],
-            "fingerprint": GenerationRequest.build(prompt="a lighthouse at dusk").fingerprint(),
-            "generation_id": None,
-            "pending": True,
-            "failure_reported": None,
-            "reported_max_tries": None,
-        }
-    ]
+    [ahead] = seen
+    assert ahead.pop("reserved_at") == pytest.approx(time.time(), abs=60)
+    assert ahead == {
+        "request_id": fake_hook.request_ids[0],
+        "fingerprint": GenerationRequest.build(prompt="a lighthouse at dusk").fingerprint(),
+        "generation_id": None,
+        "pending": True,
+        "failure_reported": None,
+        "reported_max_tries": None,
+        # The run's reservation: what it costs, and which try pays.
+        "model": "uni-1",
+        "estimated_cost_usd": 0.0404,
+        "submitted_try": 1,
+        "abandoned": [],
+    }
     assert store.values[STATE_KEY]["generation_id"] == GEN_ID
     assert store.values[STATE_KEY]["pending"] is False
     assert result["request_id"] == fake_hook.request_ids[0]

@@ -10,23 +10,32 @@ answers, and the next try of the task (a retry, a crash, a clear) reattaches to 
 
 from __future__ import annotations
 
-import os
+import math
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_luma import polling
+from airflow_provider_luma import _metrics, polling
 from airflow_provider_luma._compat import conf
 from airflow_provider_luma._failures import raise_for_task
 from airflow_provider_luma._submission import SubmissionLedger, request_id_for
-from airflow_provider_luma.exceptions import LumaError, LumaRequestValidationError
-from airflow_provider_luma.models import (
-    GenerationRequest,
-    GenerationState,
-    ImageRef,
-    estimate_cost_of_described,
+from airflow_provider_luma.exceptions import (
+    LumaError,
+    LumaGenerationFailedError,
+    LumaRequestValidationError,
+    LumaRunBudgetExceededError,
+)
+from airflow_provider_luma.models import GenerationRequest, GenerationState, estimate_cost_of_described
+from airflow_provider_luma.operators._rendering import RenderedReference, conceal, is_literal
+from airflow_provider_luma.spend import (
+    SPEND_XCOM_KEY,
+    RunBudget,
+    SpendEntry,
+    TaskSpend,
+    luma_task_ids,
+    read_run_spend,
 )
 from airflow_provider_luma.storage import is_storage_reference, read_storage_image
 
@@ -40,73 +49,61 @@ if TYPE_CHECKING:
 _PARSE_TIME_STORAGE_PLACEHOLDER = "https://storage.placeholder.invalid/image"
 
 
-class _RenderedReference:
-    """
-    A rendered image reference, as Airflow stores and shows it, next to the value the task reads.
-
-    Airflow keeps every rendered template field (RenderedTaskInstanceFields, the UI's "Rendered
-    Template"); a reference written as a base64 mapping or a signed ``https://`` URL would be kept
-    whole. Airflow's serializer calls :meth:`serialize`, which gives the log-safe description instead.
-
-    :param value: the rendered reference, as the DAG gave it.
-    :param field_name: the request field it fills.
-    """
-
-    def __init__(self, value: Any, field_name: str) -> None:
-        self.value = value
-        try:
-            self._described: Any = ImageRef.from_value(value, field_name).describe()
-        except LumaRequestValidationError:
-            # execute() fails on it, naming the field; what is shown must still be safe.
-            self._described = "<an image reference that does not validate>"
-
-    def serialize(self) -> Any:
-        return self._described
-
-
-def _conceal(value: Any, field_name: str) -> Any:
-    """``value`` wrapped when its rendered form could carry image bytes or a URL signature."""
-    carries_secrets = (
-        isinstance(value, ImageRef)
-        or (isinstance(value, Mapping) and ("data" in value or "url" in value))
-        or (isinstance(value, str) and (value.startswith("https://") or ("://" in value and "?" in value)))
-    )
-    return _RenderedReference(value, field_name) if carries_secrets else value
-
-
-def _is_literal(value: Any) -> bool:
-    """Whether ``value`` is known at DAG parse (no Jinja template, no XComArg or other lazy value)."""
-    if value is None or isinstance(value, (bool, int, float, os.PathLike, ImageRef)):
-        return True
-    if isinstance(value, str):
-        return "{{" not in value and "{%" not in value
-    if isinstance(value, Mapping):
-        return all(_is_literal(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return all(_is_literal(item) for item in value)
-    return False
-
-
 def _result(
-    summary: Mapping[str, Any], described_request: Mapping[str, Any], request_id: str | None
+    summary: Mapping[str, Any],
+    described_request: Mapping[str, Any],
+    ledger: SubmissionLedger,
+    request_id: str | None = None,
+    billed_this_try: bool | None = None,
 ) -> dict[str, Any]:
     """
     The task's XCom: ids, state and cost, no URLs and no image bytes.
 
     ``request_id`` is the submission's (the POST's ``X-Request-Id``), which is what Luma's support can
-    match to a charge; the summary's is only the last poll's.
+    match to a charge; the summary's is only the last poll's. ``billed_this_try`` is false when this
+    try reused a generation an earlier try paid for; ``abandoned_generations`` are those this task
+    instance paid for in earlier tries and gave up (each still billed, or of unknown fate). Without a
+    submission record (Airflow < 3.3, after a deferral) the caller says whether this try paid.
     """
     return {
         "generation_id": summary["generation_id"],
         "state": summary["state"],
         "model": summary["model"],
         "type": summary["type"],
-        "request_id": request_id or summary.get("request_id"),
+        "request_id": request_id or ledger.request_id or summary.get("request_id"),
         "created_at": summary.get("created_at"),
         "output_count": summary.get("output_count", 0),
         "estimated_cost_usd": estimate_cost_of_described(described_request),
+        "billed_this_try": ledger.billed_this_try if ledger.record is not None else billed_this_try,
+        "abandoned_generations": [_abandoned(entry) for entry in ledger.abandoned],
         "request": dict(described_request),
     }
+
+
+def _abandoned(entry: SpendEntry) -> dict[str, Any]:
+    return {
+        "generation_id": entry.generation_id,
+        "request_id": entry.request_id,
+        "model": entry.model,
+        "estimated_cost_usd": entry.estimated_cost_usd,
+    }
+
+
+def _run_cap(value: Any) -> float | None:
+    """The run's cap in USD: the task's, else ``[luma] max_run_cost_usd``; ``None`` (unset) is no cap."""
+    if value is None or value == "":
+        value = conf.get("luma", "max_run_cost_usd", fallback="") or None
+        if value is None:
+            return None
+    try:
+        cap = float(value)
+    except (TypeError, ValueError):
+        cap = math.nan
+    if not math.isfinite(cap) or cap < 0 or isinstance(value, bool):
+        raise LumaRequestValidationError(
+            "max_run_cost_usd", f"must be a number of USD, 0 or more, or unset for no cap (got {value!r})"
+        )
+    return cap
 
 
 class LumaGenerateImageOperator(BaseOperator):
@@ -118,8 +115,10 @@ class LumaGenerateImageOperator(BaseOperator):
     the wait is deferred to the triggerer (``deferrable=True``) or done in the worker, under the same
     timing rules (:mod:`airflow_provider_luma.polling`). The task returns, and pushes as XCom, a small
     dict: ``generation_id``, ``state``, ``model``, ``type``, ``request_id``, ``created_at``,
-    ``output_count``, ``estimated_cost_usd`` and ``request`` (the request without image bytes); it
-    also pushes the key ``generation_id``.
+    ``output_count``, ``estimated_cost_usd``, ``billed_this_try``, ``abandoned_generations`` and
+    ``request`` (the request without image bytes); it also pushes the keys ``generation_id`` and
+    ``luma_spend`` (what this task instance submitted in all its tries, read by the run's budget
+    checks and :class:`~airflow_provider_luma.operators.spend.LumaRunSpendOperator`).
 
     :param prompt: what to draw or how to edit, 1 to 6000 characters. Templated.
     :param type: ``image`` or ``image_edit``. Templated.
@@ -151,6 +150,11 @@ class LumaGenerateImageOperator(BaseOperator):
         so the generation may still finish and be billed.
     :param resubmit_on_retry: submit a new generation on every try instead of reattaching to the
         one the previous try started (each submission is billed).
+    :param max_run_cost_usd: the most, in USD at list prices, that the DAG run's Luma generate tasks
+        may submit together (every task, try and map index, abandoned submissions included): a task
+        whose generation would pass it fails without retries and sends nothing. Defaults to the
+        ``[luma] max_run_cost_usd`` option; unset means no cap. Templated. See the README's cost
+        section for the bound under concurrency.
     """
 
     template_fields: Sequence[str] = (
@@ -164,6 +168,7 @@ class LumaGenerateImageOperator(BaseOperator):
         "image_ref",
         "user_id",
         "luma_conn_id",
+        "max_run_cost_usd",
     )
     ui_color = "#f0e4ff"
 
@@ -188,6 +193,7 @@ class LumaGenerateImageOperator(BaseOperator):
         initial_wait: float | None = None,
         timeout: float | timedelta = polling.DEFAULT_TIMEOUT,
         resubmit_on_retry: bool = False,
+        max_run_cost_usd: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -209,26 +215,31 @@ class LumaGenerateImageOperator(BaseOperator):
         self.initial_wait = polling.configured_seconds("initial_wait", initial_wait)
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         self.resubmit_on_retry = resubmit_on_retry
-        if _is_literal([getattr(self, name) for name in self.template_fields]):
-            # Fails the DAG import, naming the field, before anything can be paid for; and when a
-            # mapped task is expanded at run time, fails it without spending retries.
-            try:
+        self.max_run_cost_usd = max_run_cost_usd
+        # Fails the DAG import, naming the field, before anything can be paid for; and when a
+        # mapped task is expanded at run time, fails it without spending retries.
+        try:
+            if is_literal(
+                [getattr(self, name) for name in self.template_fields if name != "max_run_cost_usd"]
+            ):
                 self._build_request(read_storage=False)
-            except LumaRequestValidationError as error:
-                raise_for_task(error)
+            if is_literal(max_run_cost_usd):
+                _run_cap(max_run_cost_usd)
+        except LumaRequestValidationError as error:
+            raise_for_task(error)
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
         """Render as any operator does, then keep image bytes and URL signatures out of what is stored."""
         super().render_template_fields(context, jinja_env)
         if self.source is not None:
-            self.source = _conceal(self.source, "source")
+            self.source = conceal(self.source, "source")
         if isinstance(self.image_ref, (list, tuple)):
-            self.image_ref = [_conceal(ref, f"image_ref[{i}]") for i, ref in enumerate(self.image_ref)]
+            self.image_ref = [conceal(ref, f"image_ref[{i}]") for i, ref in enumerate(self.image_ref)]
         elif self.image_ref is not None:
-            self.image_ref = _conceal(self.image_ref, "image_ref[0]")
+            self.image_ref = conceal(self.image_ref, "image_ref[0]")
 
     def _reference(self, value: Any, field_name: str, *, read_storage: bool) -> Any:
-        if isinstance(value, _RenderedReference):
+        if isinstance(value, RenderedReference):
             value = value.value
         if is_storage_reference(value):
             if not read_storage:
@@ -275,9 +286,17 @@ class LumaGenerateImageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = self._request()
+        try:
+            cap = _run_cap(self.max_run_cost_usd)
+        except LumaRequestValidationError as error:
+            raise_for_task(error)
         # Once, before the POST: for a 40 MB source this digest takes a quarter of a second.
         fingerprint = request.fingerprint()
         ledger = _ledger(context, self.log)
+        if ledger.record is not None:
+            # Airflow cleared this task instance's XComs as the try started: the run must see what
+            # its earlier tries spent before anyone checks the budget.
+            ledger.publish()
         if ledger.store is None:
             self.log.warning(
                 "task_state_store is not available (Airflow < 3.3): a retry of this task cannot "
@@ -290,12 +309,15 @@ class LumaGenerateImageOperator(BaseOperator):
                 )
                 fresh = generation is None
                 if generation is None:
-                    generation = ledger.submit(hook, request, fingerprint, _request_id(context))
+                    budget = None if cap is None else _budget(context, cap, self.log)
+                    generation = ledger.submit(
+                        hook, request, fingerprint, _request_id(context), budget=budget
+                    )
             except LumaError as error:
                 self._fail(error, ledger)
             context["ti"].xcom_push(key="generation_id", value=generation.id)
             if generation.state is GenerationState.COMPLETED or not self.wait_for_completion:
-                return _result(generation.summary(), request.describe(), ledger.request_id)
+                return _result(generation.summary(), request.describe(), ledger)
             plan = polling.PollPlan.starting_now(
                 generation.id,
                 timeout=self.timeout,
@@ -304,7 +326,7 @@ class LumaGenerateImageOperator(BaseOperator):
                 poll_interval=self.poll_interval,
             )
             if self.deferrable:
-                self._defer(plan, request, ledger.request_id)
+                self._defer(plan, request, ledger)
             outcome = polling.wait_for_generation(hook.get_generation, plan)
         return self._finish(context, outcome.payload(), request.describe(), generation.id, ledger)
 
@@ -314,11 +336,17 @@ class LumaGenerateImageOperator(BaseOperator):
         Fail the try: a retryable error is raised as is (Airflow retries, the next try reattaches);
         any other is final, and recorded as reported so that only a person's clear submits again.
         """
+        if isinstance(error, LumaGenerationFailedError):
+            _metrics.failed(error.failure_code or "unknown")
+        elif isinstance(error, LumaRunBudgetExceededError):
+            _metrics.failed("run_budget")
         if error.retryable:
             raise error
         raise ledger.final_failure(error) from error
 
-    def _defer(self, plan: polling.PollPlan, request: GenerationRequest, request_id: str | None) -> NoReturn:
+    def _defer(
+        self, plan: polling.PollPlan, request: GenerationRequest, ledger: SubmissionLedger
+    ) -> NoReturn:
         from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 
         self.defer(
@@ -333,7 +361,7 @@ class LumaGenerateImageOperator(BaseOperator):
             kwargs={
                 "request": request.describe(),
                 "generation_id": plan.generation_id,
-                "request_id": request_id,
+                "request_id": ledger.request_id,
             },
             timeout=timedelta(seconds=plan.deadline - polling.now() + polling.DEFERRAL_TIMEOUT_MARGIN),
         )
@@ -374,18 +402,52 @@ class LumaGenerateImageOperator(BaseOperator):
             self._fail(error, ledger)
         self.log.info("Generation %s completed", summary["generation_id"])
         context["ti"].xcom_push(key="generation_id", value=summary["generation_id"])
-        return _result(summary, described_request, request_id or ledger.request_id)
+        billed = None if ledger.record is not None else _published_this_try(context, summary["generation_id"])
+        return _result(summary, described_request, ledger, request_id, billed)
+
+
+def _map_index(ti: Any) -> int:
+    return ti.map_index if ti.map_index is not None else -1
 
 
 def _ledger(context: Context, log: Any) -> SubmissionLedger:
     """This task instance's submission record (per map index), and whether a person cleared it."""
+    ti = context["ti"]
+
+    def publish(entries: list[SpendEntry]) -> None:
+        spend = TaskSpend(ti.task_id, _map_index(ti), tuple(entries))
+        ti.xcom_push(key=SPEND_XCOM_KEY, value=spend.to_json())
+
     return SubmissionLedger(
-        context.get("task_state_store"), log, max_tries=getattr(context["ti"], "max_tries", None)
+        context.get("task_state_store"),
+        log,
+        max_tries=getattr(ti, "max_tries", None),
+        try_number=getattr(ti, "try_number", None),
+        publish=publish,
     )
+
+
+def _published_this_try(context: Context, generation_id: str) -> bool:
+    """
+    Whether this try submitted ``generation_id``, without a submission record (Airflow < 3.3).
+
+    Airflow clears a task's XComs when a try starts, not when it resumes from a deferral: a
+    submission in this task instance's own ``luma_spend`` was published by this try.
+    """
+    ti = context["ti"]
+    published = read_run_spend(ti, [ti.task_id], map_index=_map_index(ti))
+    return any(entry.generation_id == generation_id for spend in published for entry in spend.entries)
+
+
+def _budget(context: Context, cap_usd: float, log: Any) -> RunBudget:
+    """The run's budget as this task instance sees it: every generate task of the DAG, all map indexes."""
+    ti = context["ti"]
+    task_ids = luma_task_ids(context["dag"])
+    label = TaskSpend(ti.task_id, _map_index(ti), ()).label
+    return RunBudget(cap_usd, lambda: read_run_spend(ti, task_ids), task_label=label, log=log)
 
 
 def _request_id(context: Context) -> str:
     """This try's ``X-Request-Id``, naming the task so that a charge can be matched to it."""
     ti = context["ti"]
-    map_index = ti.map_index if ti.map_index is not None else -1
-    return request_id_for(ti.dag_id, ti.run_id, ti.task_id, map_index, ti.try_number)
+    return request_id_for(ti.dag_id, ti.run_id, ti.task_id, _map_index(ti), ti.try_number)

@@ -130,6 +130,8 @@ def test_worker_poll_returns_small_result_and_pushes_the_id(fake_hook: FakeHook,
         "created_at": "2026-04-08T12:00:00Z",
         "output_count": 1,
         "estimated_cost_usd": 0.0404,
+        "billed_this_try": True,
+        "abandoned_generations": [],
         "request": {
             "prompt": "a lighthouse at dusk",
             "type": "image",
@@ -138,18 +140,30 @@ def test_worker_poll_returns_small_result_and_pushes_the_id(fake_hook: FakeHook,
         },
     }
     assert "X-Amz" not in json.dumps(result)
-    assert context["ti"].xcom == {"generation_id": GEN_ID}
+    assert context["ti"].xcom["generation_id"] == GEN_ID
+    [spent] = context["ti"].xcom["luma_spend"]["entries"]
+    assert (spent["generation_id"], spent["status"], spent["estimated_cost_usd"]) == (
+        GEN_ID,
+        "submitted",
+        0.0404,
+    )
     assert len(fake_hook.created) == 1
     assert fake_hook.request_ids == [REQUEST_ID]
     assert fake_hook.get_times == [START + 20, START + 22]  # same timing as the trigger
     assert fake_hook.get_deadlines == [START + 900] * 2  # each GET is bounded by the wait's deadline
-    assert store.values[STATE_KEY] == {
+    record = dict(store.values[STATE_KEY])
+    assert isinstance(record.pop("reserved_at"), float)
+    assert record == {
         "request_id": REQUEST_ID,
         "fingerprint": _fingerprint(aspect_ratio="16:9"),
         "generation_id": GEN_ID,
         "pending": False,
         "failure_reported": None,
         "reported_max_tries": None,
+        "model": "uni-1",
+        "estimated_cost_usd": 0.0404,
+        "submitted_try": 1,
+        "abandoned": [],
     }
     assert store.retentions[STATE_KEY] is never_expire()
 
@@ -185,7 +199,7 @@ def test_no_wait_returns_queued_right_after_submit(fake_hook: FakeHook, clock: F
     context = make_context(FakeTaskStateStore())
     result = _operator(wait_for_completion=False, deferrable=True).execute(context)
     assert result["state"] == "queued" and result["generation_id"] == GEN_ID
-    assert context["ti"].xcom == {"generation_id": GEN_ID}
+    assert context["ti"].xcom["generation_id"] == GEN_ID
     assert fake_hook.get_calls == []
 
 
@@ -361,7 +375,8 @@ def test_reattach_completed_reuses_it(fake_hook: FakeHook, clock: FakeClock) -> 
     result = _operator(deferrable=True).execute(context)
     assert result["state"] == "completed" and result["generation_id"] == GEN_ID
     assert fake_hook.created == [] and len(fake_hook.get_calls) == 1
-    assert context["ti"].xcom == {"generation_id": GEN_ID}
+    assert context["ti"].xcom["generation_id"] == GEN_ID
+    assert result["billed_this_try"] is False
 
 
 @pytest.mark.parametrize("code", sorted(RETRYABLE_CODES))
@@ -391,14 +406,9 @@ def test_reattach_skipped_when_the_request_changed(fake_hook: FakeHook, clock: F
     store = _store_for(aspect_ratio="1:1")
     _operator(aspect_ratio="16:9", wait_for_completion=False).execute(make_context(store))
     assert len(fake_hook.created) == 1 and fake_hook.get_calls == []
-    assert store.values[STATE_KEY] == {
-        "request_id": REQUEST_ID,
-        "fingerprint": _fingerprint(aspect_ratio="16:9"),
-        "generation_id": OTHER_ID,
-        "pending": False,
-        "failure_reported": None,
-        "reported_max_tries": None,
-    }
+    record = store.values[STATE_KEY]
+    assert (record["request_id"], record["fingerprint"]) == (REQUEST_ID, _fingerprint(aspect_ratio="16:9"))
+    assert (record["generation_id"], record["pending"], record["failure_reported"]) == (OTHER_ID, False, None)
 
 
 def test_resubmit_flag_forces_a_new_submission(fake_hook: FakeHook, clock: FakeClock) -> None:
@@ -521,7 +531,7 @@ def test_a_store_that_cannot_remember_the_id_fails_without_retry(fake_hook: Fake
 )
 def test_a_rendered_reference_is_stored_without_its_signature_or_bytes(reference: object) -> None:
     """What Airflow stores as the rendered field (and the UI shows) is the reference's description."""
-    from airflow_provider_luma.operators.generate import _conceal
+    from airflow_provider_luma.operators._rendering import conceal
 
-    shown = json.dumps(_conceal(reference, "image_ref[0]").serialize())
+    shown = json.dumps(conceal(reference, "image_ref[0]").serialize())
     assert "s3cr3t" not in shown and base64.b64encode(PNG).decode() not in shown

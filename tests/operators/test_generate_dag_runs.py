@@ -28,6 +28,7 @@ def test_chain_edit_mapped_and_sensor(luma_emulator: Any, monkeypatch: pytest.Mo
 
     generated = xcom(tis[("generate", -1)])
     assert generated["state"] == "completed" and generated["output_count"] == 1
+    assert generated["billed_this_try"] is True
     assert generated["request"]["prompt"] == "a lighthouse at dusk, oil painting"
     edited = xcom(tis[("edit", -1)])
     assert edited["type"] == "image_edit"
@@ -50,6 +51,10 @@ def test_second_try_reattaches_instead_of_paying_again(
     assert ti.try_number == 2
     assert luma_emulator.stats.generations_created == 1
     assert luma_emulator.stats.requests["POST /v1/generations"] == 1
+    result = xcom(ti)
+    # The generation is reported, and costs what it costs, but this try did not pay for it.
+    assert result["billed_this_try"] is False and result["estimated_cost_usd"] == 0.0404
+    assert result["abandoned_generations"] == []
 
 
 def test_example_dag_parses_and_validates_its_literals() -> None:

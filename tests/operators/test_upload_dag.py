@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import completed_generation, run_dag
+from tests.support import completed_generation, run_dag, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "luma_connection")
 
@@ -106,6 +106,8 @@ def test_example_marketing_refresh_dag(luma_emulator, monkeypatch, tmp_path):
             assert record["request_id"].endswith(f"-generate-{map_index}-1")
     aliased = [uri for _, uri, _, _ in _asset_events("example_luma_marketing_refresh", run_id)]
     assert sorted(aliased) == sorted(f"file://{str(path)[: -len('.json')]}" for path in records)
+    spend = xcom(tis[("spend", -1)])
+    assert spend["estimated_cost_usd"] == pytest.approx(3 * 0.0404) and spend["submissions"] == 3
 
 
 def _complete_events(events_file: Path, job_name: str, count: int) -> list[dict]:
