@@ -3,7 +3,7 @@ The async API client's transport: httpx's request and response types over an aio
 
 Why not httpx's own transport: httpcore's async pool scans its whole queue on every request event,
 so its CPU per request grows with the requests in flight, and a triggerer holding Airflow's default
-1000 waits on one loop collapses (``benchmarks/RESULTS.md``: about a quarter of the poll rate on a
+1000 waits on one loop collapses (``benchmarks/RESULTS.md``: at N=2000, 11% of the poll rate on a
 full core; over aiohttp the same trigger holds 97% on a third of one). Keeping httpx on top keeps one
 request builder, one client configuration for the sync (worker) and async (triggerer) sides, and one
 retry policy, which reads httpx's exception types: this module is the one place aiohttp's errors
