@@ -113,6 +113,11 @@ def test_the_first_trigger_imports_the_hook_off_the_event_loop() -> None:
     )  # fmt: skip
     seen = json.loads(probe.stdout.strip().splitlines()[-1])
 
-    assert seen["with_trigger"] == [], "importing the trigger class must not import the hook"
-    assert seen["on_loop"] == {"airflow_provider_luma.hooks.luma": False, "aiohttp": False}
+    assert "airflow_provider_luma.hooks.luma" not in seen["with_trigger"], "the trigger imported the hook"
+    # What the trigger's first run imports (Airflow 3.1 imports aiohttp itself) it imports off the loop.
+    imported_by_the_run = {
+        name: main for name, main in seen["on_loop"].items() if name not in seen["with_trigger"]
+    }
+    assert "airflow_provider_luma.hooks.luma" in imported_by_the_run
+    assert not any(imported_by_the_run.values()), imported_by_the_run
     assert seen["status"] == "success"
