@@ -210,8 +210,11 @@ class SubmissionLedger:
 
         A new try starts with its XComs cleared by Airflow, so it calls this before anything else.
         """
+        self._publish_spend(self.record)
+
+    def _publish_spend(self, record: SubmissionRecord | None) -> None:
         if self._publish is not None:
-            self._publish(self.record.spend() if self.record is not None else [])
+            self._publish(record.spend() if record is not None else [])
 
     @property
     def billed_this_try(self) -> bool:
@@ -339,10 +342,11 @@ class SubmissionLedger:
         """
         POST ``request`` with the record written ahead of it and replaced by the answer.
 
-        The record written ahead is also the run's reservation of the request's price: with a
-        ``budget``, the POST goes out only once the run's spend, this reservation included, fits
-        under it (:class:`~airflow_provider_luma.spend.RunBudget`); a refusal withdraws the
-        reservation and raises :class:`~airflow_provider_luma.exceptions.LumaRunBudgetExceededError`.
+        With a ``budget``, the record ahead is first published as the run's reservation of the
+        request's price, and the POST goes out only once the run's spend, this reservation included,
+        fits under it (:class:`~airflow_provider_luma.spend.RunBudget`); a refusal withdraws the
+        reservation and raises :class:`~airflow_provider_luma.exceptions.LumaRunBudgetExceededError`,
+        with nothing stored and nothing sent.
 
         Raises :class:`LumaSubmissionUnknownError` when the answer is lost, including when the task's
         ``execution_timeout`` fires while the POST waits for it; the record then stays pending. An
@@ -361,6 +365,8 @@ class SubmissionLedger:
             reserved_at=time.time(),
             abandoned=self.record.carried_forward() if self.record is not None else (),
         )
+        if budget is not None:
+            self._admit(budget, ahead)
         try:
             self._write(ahead)
         except Exception as error:
@@ -369,8 +375,6 @@ class SubmissionLedger:
                 f"The submission could not be recorded before sending it ({type(error).__name__}: "
                 f"{error}); nothing was sent."
             ) from error
-        if budget is not None:
-            self._admit(budget, ahead)
         try:
             generation = hook.create_generation(request, request_id=request_id)
         except LumaSubmissionUnknownError:
@@ -418,26 +422,39 @@ class SubmissionLedger:
         return generation
 
     def _admit(self, budget: RunBudget, ahead: SubmissionRecord) -> None:
-        """Hold the POST until the run's budget admits it; on a refusal, take the reservation back."""
+        """
+        Hold the POST until the run's budget admits ``ahead``; on a refusal, take the reservation back.
+
+        While it waits the reservation is published but not stored: a try killed meanwhile has sent
+        nothing, and its next try must not take a pending record for a POST of unknown fate. (Its
+        reservation stays visible to the run, counted, until that next try publishes again.)
+        """
         mine = ahead.current_spend()
         if mine is None:  # never: the record ahead is pending and priced
             return
         withdrawn = replace(ahead, pending=False)
         try:
+            self._publish_spend(ahead)
+        except Exception as error:
+            raise AirflowException(
+                f"The submission's reservation could not be published ({type(error).__name__}: {error}); "
+                "nothing was sent."
+            ) from error
+        try:
             budget.admit(
                 mine,
-                withdraw=lambda: self._write(withdrawn),
-                reserve=lambda: self._write(ahead),
+                withdraw=lambda: self._publish_spend(withdrawn),
+                reserve=lambda: self._publish_spend(ahead),
             )
         except BaseException:
             # Nothing was sent (the POST comes after): whatever stopped the wait, nothing is reserved.
-            self._write_quietly(withdrawn)
+            self._publish_quietly(withdrawn)
             raise
 
-    def _publish_quietly(self) -> None:
+    def _publish_quietly(self, record: SubmissionRecord | None = None) -> None:
         """Publish after the store was written: a failure leaves a reservation of the same price up."""
         try:
-            self.publish()
+            self._publish_spend(record or self.record)
         except Exception as error:
             self.log.warning(
                 "Could not publish this task's Luma spend (%s: %s): the run sees it as still reserved",

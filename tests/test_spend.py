@@ -264,3 +264,35 @@ def test_a_bad_cap_fails_the_task_naming_the_field_before_anything_is_sent(fake_
     with pytest.raises(AirflowFailException, match="max_run_cost_usd: must be a number of USD"):
         _operator(max_run_cost_usd=cap)
     assert fake_hook.created == []
+
+
+class KilledWhileWaiting(BaseException):
+    """Not an ``Exception``: like a kill, nothing may catch and handle it."""
+
+
+def test_a_try_killed_while_the_budget_waits_leaves_no_pending_record(
+    fake_hook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wait for concurrent reservations is seconds long: a kill in it must not read, next try,
+    # as a POST of unknown fate (which would refuse to submit at all).
+    from airflow_provider_luma._submission import STATE_KEY
+
+    class Dag:
+        task_dict = {"generate": _operator(wait_for_completion=False)}
+
+    def killed(self: RunBudget, mine: SpendEntry, **_: Any) -> None:
+        raise KilledWhileWaiting
+
+    admit = RunBudget.admit
+    monkeypatch.setattr(RunBudget, "admit", killed)
+    store = FakeTaskStateStore()
+    context = {**make_context(store), "dag": Dag()}
+    with pytest.raises(KilledWhileWaiting):
+        _operator(wait_for_completion=False, max_run_cost_usd=1).execute(context)
+    assert fake_hook.created == [] and STATE_KEY not in store.values
+    assert context["ti"].xcom["luma_spend"]["entries"] == []  # the reservation taken back
+
+    monkeypatch.setattr(RunBudget, "admit", admit)
+    second = {**make_context(store, try_number=2), "dag": Dag()}
+    _operator(wait_for_completion=False, max_run_cost_usd=1).execute(second)
+    assert len(fake_hook.created) == 1
