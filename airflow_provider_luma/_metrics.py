@@ -14,7 +14,10 @@ sent: a DAG file that imports the operators does not pay for it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _stats() -> Any:
@@ -25,15 +28,22 @@ def _stats() -> Any:
     return Stats
 
 
+def _incr(stat: str, count: int = 1, **tags: str) -> None:
+    """One counter; a metrics backend that fails (a StatsD host that does not resolve) fails no task."""
+    try:
+        _stats().incr(stat, count, tags=tags)
+    except Exception:
+        log.debug("Could not send the metric %s", stat, exc_info=True)
+
+
 def submitted(model: str, generation_type: str, estimated_cost_usd: float) -> None:
-    stats = _stats()
-    stats.incr("luma.generation.submitted", tags={"model": model, "type": generation_type})
-    stats.incr("luma.estimated_spend_microusd", round(estimated_cost_usd * 1_000_000), tags={"model": model})
+    _incr("luma.generation.submitted", model=model, type=generation_type)
+    _incr("luma.estimated_spend_microusd", round(estimated_cost_usd * 1_000_000), model=model)
 
 
 def reused(model: str) -> None:
-    _stats().incr("luma.generation.reused", tags={"model": model})
+    _incr("luma.generation.reused", model=model)
 
 
 def failed(code: str) -> None:
-    _stats().incr("luma.generation.failed", tags={"code": code})
+    _incr("luma.generation.failed", code=code)

@@ -370,7 +370,9 @@ class SubmissionLedger:
         try:
             self._write(ahead)
         except Exception as error:
-            # Nothing was sent: a retry is safe, and better than a POST no later try could find.
+            # Nothing was sent: a retry is safe, and better than a POST no later try could find. The
+            # store may have taken the record before the publish failed: it must not stay pending.
+            self._write_quietly(replace(ahead, pending=False))
             raise AirflowException(
                 f"The submission could not be recorded before sending it ({type(error).__name__}: "
                 f"{error}); nothing was sent."
@@ -407,7 +409,6 @@ class SubmissionLedger:
             generation.state.value,
             request.estimated_cost_usd(),
         )
-        _metrics.submitted(request.model, request.type, request.estimated_cost_usd())
         try:
             self._store(replace(ahead, generation_id=generation.id, pending=False))
         except Exception as error:
@@ -419,6 +420,8 @@ class SubmissionLedger:
                 "pending); clear it once more to pay for a new generation."
             ) from error
         self._publish_quietly()
+        # Last: nothing between the answer and the record of its id may fail.
+        _metrics.submitted(request.model, request.type, request.estimated_cost_usd())
         return generation
 
     def _admit(self, budget: RunBudget, ahead: SubmissionRecord) -> None:

@@ -160,7 +160,7 @@ def spend_report(spends: Sequence[TaskSpend]) -> dict[str, Any]:
         "estimated_cost_usd": total_usd(entries),
         "submissions": len(entries),
         "abandoned": sum(1 for entry in entries if entry.status == ABANDONED),
-        "fate_unknown": sum(1 for entry in entries if entry.status == RESERVED),
+        "fate_unknown": sum(1 for entry in entries if entry.generation_id is None),
         "by_task": dict(sorted(by_task.items())),
         "by_model": dict(sorted(by_model.items())),
     }
@@ -203,7 +203,7 @@ class RunBudget:
         not the earliest of several racing reservations steps back while it waits, so that the
         earliest can go. On a refusal the reservation is left for the caller to withdraw.
         """
-        for _round in range(CONTENDED_ROUNDS):
+        for waited in range(CONTENDED_ROUNDS + 1):
             others = [
                 entry
                 for spend in self._read()
@@ -217,6 +217,8 @@ class RunBudget:
             settled = spent - total_usd(racing)
             if not racing or settled + mine.estimated_cost_usd > self.cap_usd + _EPSILON_USD:
                 raise self._refusal(mine, spent, len(others))
+            if waited == CONTENDED_ROUNDS:
+                break  # a last look after the last wait, then the refusal
             first = min([*racing, mine], key=lambda entry: (entry.reserved_at, entry.request_id))
             self._log.info(
                 "Waiting for %d concurrent Luma submission(s) of this run to resolve: with them the run "

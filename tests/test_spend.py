@@ -296,3 +296,45 @@ def test_a_try_killed_while_the_budget_waits_leaves_no_pending_record(
     second = {**make_context(store, try_number=2), "dag": Dag()}
     _operator(wait_for_completion=False, max_run_cost_usd=1).execute(second)
     assert len(fake_hook.created) == 1
+
+
+class FailingXComTI:
+    """A task instance whose ``luma_spend`` pushes fail (the API server, or a custom XCom backend, down)."""
+
+    def __init__(self, ti: Any) -> None:
+        self._ti = ti
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ti, name)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        raise OSError("XCom backend unreachable")
+
+
+def test_a_failed_publish_before_the_post_leaves_no_pending_record(fake_hook: Any) -> None:
+    from airflow.exceptions import AirflowException
+
+    from airflow_provider_luma._submission import STATE_KEY
+
+    store = FakeTaskStateStore()
+    context = make_context(store)
+    context["ti"] = FailingXComTI(context["ti"])
+    with pytest.raises(AirflowException, match="nothing was sent"):
+        _operator(wait_for_completion=False).execute(context)
+    assert fake_hook.created == [] and store.values[STATE_KEY]["pending"] is False
+
+    # So the retry submits, instead of failing for a POST of unknown fate that was never sent.
+    _operator(wait_for_completion=False).execute(make_context(store, try_number=2))
+    assert len(fake_hook.created) == 1
+
+
+def test_a_try_that_fails_on_its_input_still_republishes_what_earlier_tries_paid(fake_hook: Any) -> None:
+    store = FakeTaskStateStore()
+    _operator(wait_for_completion=False).execute(make_context(store, try_number=1))
+    retry = make_context(store, try_number=2)
+    broken = _operator(wait_for_completion=False, prompt="{{ params.prompt }}")
+    broken.prompt = ""  # rendered empty: the try fails on it
+    with pytest.raises(Exception, match="prompt"):
+        broken.execute(retry)
+    [paid] = retry["ti"].xcom["luma_spend"]["entries"]
+    assert paid["status"] == SUBMITTED and paid["estimated_cost_usd"] == UNI_1

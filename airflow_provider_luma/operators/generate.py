@@ -285,6 +285,11 @@ class LumaGenerateImageOperator(BaseOperator):
         return LumaHook(luma_conn_id=self.luma_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        ledger = _ledger(context, self.log)
+        if ledger.record is not None:
+            # Airflow cleared this task instance's XComs as the try started: the run must see what
+            # its earlier tries spent before anything else (a bad input, say) can end the try.
+            ledger.publish()
         request = self._request()
         try:
             cap = _run_cap(self.max_run_cost_usd)
@@ -292,11 +297,6 @@ class LumaGenerateImageOperator(BaseOperator):
             raise_for_task(error)
         # Once, before the POST: for a 40 MB source this digest takes a quarter of a second.
         fingerprint = request.fingerprint()
-        ledger = _ledger(context, self.log)
-        if ledger.record is not None:
-            # Airflow cleared this task instance's XComs as the try started: the run must see what
-            # its earlier tries spent before anyone checks the budget.
-            ledger.publish()
         if ledger.store is None:
             self.log.warning(
                 "task_state_store is not available (Airflow < 3.3): a retry of this task cannot "
