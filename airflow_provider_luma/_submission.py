@@ -138,12 +138,16 @@ class SubmissionRecord:
         """
         if self.estimated_cost_usd is None or not (self.pending or self.generation_id):
             return None
+        return self.as_spend(status or (SUBMITTED if self.generation_id else RESERVED))
+
+    def as_spend(self, status: str) -> SpendEntry:
+        """This submission as a spend entry, whatever it cost (a record written ahead is priced)."""
         return SpendEntry(
             request_id=self.request_id,
             generation_id=self.generation_id,
             model=self.model or "",
-            estimated_cost_usd=self.estimated_cost_usd,
-            status=status or (SUBMITTED if self.generation_id else RESERVED),
+            estimated_cost_usd=self.estimated_cost_usd or 0.0,
+            status=status,
             reserved_at=self.reserved_at or 0.0,
         )
 
@@ -432,9 +436,7 @@ class SubmissionLedger:
         nothing, and its next try must not take a pending record for a POST of unknown fate. (Its
         reservation stays visible to the run, counted, until that next try publishes again.)
         """
-        mine = ahead.current_spend()
-        if mine is None:  # never: the record ahead is pending and priced
-            return
+        mine = ahead.as_spend(RESERVED)
         withdrawn = replace(ahead, pending=False)
         try:
             self._publish_spend(ahead)

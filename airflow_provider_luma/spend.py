@@ -213,7 +213,7 @@ class RunBudget:
             spent = total_usd(others)
             if spent + mine.estimated_cost_usd <= self.cap_usd + _EPSILON_USD:
                 return
-            racing = [entry for entry in others if entry.status == RESERVED and entry.generation_id is None]
+            racing = [entry for entry in others if entry.status == RESERVED]
             settled = spent - total_usd(racing)
             if not racing or settled + mine.estimated_cost_usd > self.cap_usd + _EPSILON_USD:
                 raise self._refusal(mine, spent, len(others))

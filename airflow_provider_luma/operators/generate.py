@@ -53,8 +53,8 @@ def _result(
     summary: Mapping[str, Any],
     described_request: Mapping[str, Any],
     ledger: SubmissionLedger,
+    billed_this_try: bool,
     request_id: str | None = None,
-    billed_this_try: bool | None = None,
 ) -> dict[str, Any]:
     """
     The task's XCom: ids, state and cost, no URLs and no image bytes.
@@ -62,8 +62,7 @@ def _result(
     ``request_id`` is the submission's (the POST's ``X-Request-Id``), which is what Luma's support can
     match to a charge; the summary's is only the last poll's. ``billed_this_try`` is false when this
     try reused a generation an earlier try paid for; ``abandoned_generations`` are those this task
-    instance paid for in earlier tries and gave up (each still billed, or of unknown fate). Without a
-    submission record (Airflow < 3.3, after a deferral) the caller says whether this try paid.
+    instance paid for in earlier tries and gave up (each still billed, or of unknown fate).
     """
     return {
         "generation_id": summary["generation_id"],
@@ -74,7 +73,7 @@ def _result(
         "created_at": summary.get("created_at"),
         "output_count": summary.get("output_count", 0),
         "estimated_cost_usd": estimate_cost_of_described(described_request),
-        "billed_this_try": ledger.billed_this_try if ledger.record is not None else billed_this_try,
+        "billed_this_try": billed_this_try,
         "abandoned_generations": [_abandoned(entry) for entry in ledger.abandoned],
         "request": dict(described_request),
     }
@@ -317,7 +316,7 @@ class LumaGenerateImageOperator(BaseOperator):
                 self._fail(error, ledger)
             context["ti"].xcom_push(key="generation_id", value=generation.id)
             if generation.state is GenerationState.COMPLETED or not self.wait_for_completion:
-                return _result(generation.summary(), request.describe(), ledger)
+                return _result(generation.summary(), request.describe(), ledger, ledger.billed_this_try)
             plan = polling.PollPlan.starting_now(
                 generation.id,
                 timeout=self.timeout,
@@ -402,8 +401,12 @@ class LumaGenerateImageOperator(BaseOperator):
             self._fail(error, ledger)
         self.log.info("Generation %s completed", summary["generation_id"])
         context["ti"].xcom_push(key="generation_id", value=summary["generation_id"])
-        billed = None if ledger.record is not None else _published_this_try(context, summary["generation_id"])
-        return _result(summary, described_request, ledger, request_id, billed)
+        billed = (
+            ledger.billed_this_try
+            if ledger.record is not None
+            else _published_this_try(context, summary["generation_id"])
+        )
+        return _result(summary, described_request, ledger, billed, request_id)
 
 
 def _map_index(ti: Any) -> int:
