@@ -172,6 +172,37 @@ class LumaOutputDownloadError(LumaAPIError):
         self.retryable = status_code >= 500
 
 
+class LumaFileUploadError(LumaAPIError):
+    """
+    The storage behind a file's presigned upload URL refused the bytes (the PUT of the Files flow).
+
+    Retryable for a storage fault (5xx): the file is still pending, and a new try uploads a new one.
+    """
+
+    def __init__(self, status_code: int, detail: str, request_id: str | None) -> None:
+        super().__init__(status_code, detail, request_id)
+        self.retryable = status_code >= 500
+
+
+class LumaFileUnusableError(LumaError):
+    """
+    An uploaded file cannot be referenced by a generation: its ingest failed, it was deleted or it
+    expired, or it did not become ``ready`` in time.
+
+    :param file_id: the file's id.
+    :param state: its state when last read.
+    :param reason: Luma's ``failure_reason``, or what went wrong.
+    :param retryable: whether uploading again may succeed (a slow ingest; not a refused image).
+    """
+
+    def __init__(self, file_id: str, state: str, reason: str, *, retryable: bool) -> None:
+        super().__init__(f"File {file_id} cannot be used (state {state}): {reason}")
+        self.file_id = file_id
+        self.state = state
+        self.reason = reason
+        self.retryable = retryable
+
+
 class LumaIncompleteWriteError(LumaError):
     """
     The store holds another number of bytes than the object should have; nothing was published.
@@ -212,18 +243,33 @@ class LumaSubmissionUnknownError(LumaError):
     """
     A POST was sent but its answer was lost (read timeout, connection dropped).
 
-    The generation may or may not exist, and may be billed. It is never retried automatically,
-    because the API has no idempotency key: a second POST could pay twice.
+    What it creates may or may not exist. It is never resent automatically, because the API has no
+    idempotency key: a second POST /generations could pay twice, and a second POST /files would leave
+    a second file. A generation may be billed, so a lost generation request is final for the try's
+    own retries (``retryable`` is false; the submission record decides what a later try does). A file
+    costs nothing and expires, so a lost file creation may be tried again by a new task try.
 
     :param request_id: the ``X-Request-Id`` we sent, to ask Luma's support about the request.
+    :param cause: what happened to the answer.
+    :param creates: what the POST creates: ``generation`` or ``file``.
     """
 
-    def __init__(self, request_id: str, cause: str) -> None:
-        super().__init__(
-            f"The generation request was sent but its answer was lost ({cause}). The generation may or may "
-            f"not exist and may be billed; it was not resubmitted. Request id: {request_id}."
-        )
+    def __init__(self, request_id: str, cause: str, *, creates: str = "generation") -> None:
+        if creates == "file":
+            message = (
+                f"The file creation (POST /files) was sent but its answer was lost ({cause}). A pending "
+                f"file may exist (files are not billed, and an unfinished upload is never used); it was "
+                f"not resent. Request id: {request_id}."
+            )
+        else:
+            message = (
+                f"The generation request was sent but its answer was lost ({cause}). The generation may "
+                f"or may not exist and may be billed; it was not resubmitted. Request id: {request_id}."
+            )
+        super().__init__(message)
         self.request_id = request_id
+        self.creates = creates
+        self.retryable = creates == "file"
 
 
 class LumaRunBudgetExceededError(LumaError):

@@ -52,6 +52,8 @@ NOTHING_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
 _DETERMINISTIC_ERRORS: tuple[type[httpx.TransportError], ...] = (httpx.LocalProtocolError,)
 #: Luma's advice for a 502 ("Upstream service unavailable"): try again after 5-10 s.
 BAD_GATEWAY_WAIT = (5.0, 10.0)
+#: ``RetryPolicy.start``'s default for ``creates``: decided by the method (a POST creates a generation).
+BY_METHOD = "<by method>"
 #: Seconds granted to the one attempt of a call whose deadline has already passed (the last look a
 #: waiter takes at the deadline itself); retries never get time past the deadline.
 LAST_LOOK_SECONDS = 1.0
@@ -155,14 +157,33 @@ class RetryPolicy:
         *,
         deadline: float | None = None,
         clock: Callable[[], float] = time.time,
+        creates: str | None = BY_METHOD,
+        expects_json: bool = True,
     ) -> RetryState:
         """
         The bookkeeping for one logical call; ``label`` is what the log shows (never a presigned URL).
 
         :param deadline: epoch seconds (as ``clock`` tells them) past which no attempt or wait may run.
         :param clock: the time source compared with ``deadline``.
+        :param creates: what a second attempt could create twice (``generation``, ``file``), which
+            selects the POST rules; ``None`` for a call that may be repeated (every GET, PUT and
+            DELETE, and a POST that only moves an existing object on). By default a POST creates a
+            generation.
+        :param expects_json: whether a success must carry a JSON body (the storage's PUT answers none).
         """
-        return RetryState(self, method, label, request_id, logger, deadline=deadline, clock=clock)
+        if creates == BY_METHOD:
+            creates = "generation" if method == "POST" else None
+        return RetryState(
+            self,
+            method,
+            label,
+            request_id,
+            logger,
+            deadline=deadline,
+            clock=clock,
+            creates=creates,
+            expects_json=expects_json,
+        )
 
 
 class RetryState:
@@ -176,6 +197,8 @@ class RetryState:
     :param logger: where each retry is logged at WARNING.
     :param deadline: epoch seconds past which no attempt or wait may run (``None``: no deadline).
     :param clock: the time source compared with ``deadline``.
+    :param creates: what a second attempt could create twice (the POST rules), or ``None`` (the GET rules).
+    :param expects_json: whether a success must carry a JSON body.
     """
 
     def __init__(
@@ -188,9 +211,13 @@ class RetryState:
         *,
         deadline: float | None = None,
         clock: Callable[[], float] = time.time,
+        creates: str | None = None,
+        expects_json: bool = True,
     ) -> None:
         self.policy = policy
         self.method = method
+        self.creates = creates
+        self.expects_json = expects_json
         self.label = label
         self.request_id = request_id
         self.logger = logger
@@ -203,6 +230,11 @@ class RetryState:
         #: Whether an attempt is out, or its answer came and was accepted: from the first send on,
         #: until an answer proves nothing was queued and the loop waits to try again.
         self.in_flight = False
+
+    @property
+    def rules(self) -> str:
+        """Which rules answer "may this be sent again": a creating call's (POST) or a repeatable one's."""
+        return "POST" if self.creates is not None else "GET"
 
     def time_left(self) -> float | None:
         """Seconds until the deadline (negative once past it), or ``None`` without one."""
@@ -225,11 +257,11 @@ class RetryState:
 
     def after_response(self, response: httpx.Response) -> float | None:
         """Seconds to wait before trying again, or ``None`` when this response is the answer."""
-        if self.retries >= self.policy.max_retries or not is_retryable_response(self.method, response):
+        if self.retries >= self.policy.max_retries or not is_retryable_response(self.rules, response):
             return None
         asked = parse_retry_after(response.headers)
         if asked is None:
-            if self.method == "POST" and response.status_code == 502:
+            if self.creates is not None and response.status_code == 502:
                 wait = self.policy.bad_gateway_wait()
             else:
                 wait = self.policy.backoff(self.retries)
@@ -252,8 +284,8 @@ class RetryState:
         before it is quoted: h11 quotes a refused header value, which may be the ``Authorization`` one.
         """
         cause = type(error).__name__
-        if self.method == "POST" and not isinstance(error, NOTHING_SENT_ERRORS):
-            raise LumaSubmissionUnknownError(self.request_id, cause) from error
+        if self.creates is not None and not isinstance(error, NOTHING_SENT_ERRORS):
+            raise LumaSubmissionUnknownError(self.request_id, cause, creates=self.creates) from error
         described = f"{cause}: {redact_secrets(str(error))}"
         deterministic = isinstance(error, _DETERMINISTIC_ERRORS)
         if self.retries >= self.policy.max_retries or deterministic:
@@ -273,9 +305,9 @@ class RetryState:
         a transient one; any other method lets the error propagate as it is. Exceptions that are not
         ``Exception`` (cancellation, a task timeout, Ctrl-C) never come here: they pass through.
         """
-        if self.method == "POST":
+        if self.creates is not None:
             raise LumaSubmissionUnknownError(
-                self.request_id, f"{type(error).__name__} raised while sending"
+                self.request_id, f"{type(error).__name__} raised while sending", creates=self.creates
             ) from error
 
     def _retry(self, wait: float, reason: str) -> float:
@@ -311,11 +343,12 @@ def raise_if_garbled(response: httpx.Response) -> None:
     """
     Raise ``httpx.DecodingError`` for a success whose body was read but is not JSON.
 
-    Every API success is a JSON object; a body cut short on the way (or a captive portal's page
-    answered 200) is a damaged answer, so the policy treats it like any lost answer: a GET is asked
-    again, a POST's fate is unknown. A streamed body (an output download) is not read here.
+    Every API success but a 204 (a DELETE's empty answer) is a JSON object; a body cut short on the
+    way (or a captive portal's page answered 200) is a damaged answer, so the policy treats it like
+    any lost answer: a GET is asked again, a POST's fate is unknown. A streamed body (an output
+    download) is not read here.
     """
-    if not response.is_success or not response.is_stream_consumed:
+    if not response.is_success or not response.is_stream_consumed or response.status_code == 204:
         return
     try:
         response.json()
@@ -340,7 +373,8 @@ def run_sync(
         state.in_flight = True
         try:
             response = send(budget)
-            raise_if_garbled(response)
+            if state.expects_json:
+                raise_if_garbled(response)
         except httpx.RequestError as error:
             wait = state.after_error(error)
         except Exception as error:
@@ -373,7 +407,8 @@ async def run_async(
         state.in_flight = True
         try:
             response = await _bounded(send(budget), budget)
-            raise_if_garbled(response)
+            if state.expects_json:
+                raise_if_garbled(response)
         except httpx.RequestError as error:
             wait = state.after_error(error)
         except Exception as error:

@@ -2,9 +2,11 @@
 ``LumaHook``: the Luma Agents API from Airflow, synchronously (workers) and asynchronously (triggerer).
 
 The hook owns the transport: the connection (key, base URL, timeouts, retry budget), the clients
-built from one configuration, the one retry policy (:mod:`._retry`), the mapping of answers to
-:class:`~airflow_provider_luma.models.Generation` or to an exception, and the streaming download of
-an output from its presigned URL (:mod:`._downloads`). It knows nothing of Airflow tasks.
+built from one configuration, the one request builder, the one retry policy (:mod:`._retry`), and
+the streaming download of an output from its presigned URL (:mod:`._downloads`). The API's calls
+are grouped by resource, one mixin each: generations (:mod:`._generations`) and files
+(:mod:`._files`); the answers become models or exceptions in one place (:mod:`._answers`). It knows
+nothing of Airflow tasks.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import time
 import uuid
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 
@@ -40,14 +41,16 @@ from airflow_provider_luma.hooks._connection import (
     settings_from_connection,
 )
 from airflow_provider_luma.hooks._downloads import DownloadedOutput, open_output, output_url, write_output
+from airflow_provider_luma.hooks._files import FilesAPI, UploadedFile
+from airflow_provider_luma.hooks._generations import GENERATIONS, GenerationsAPI, generation_path
 from airflow_provider_luma.hooks._logging import install_httpx_log_redaction
 from airflow_provider_luma.hooks._retry import (
+    BY_METHOD,
     RetryPolicy,
     RetryState,
     run_async,
     run_sync,
 )
-from airflow_provider_luma.models import Generation, GenerationRequest, is_generation_id
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -56,14 +59,21 @@ if TYPE_CHECKING:
     import httpx
     from airflow.sdk import Connection
 
-_GENERATIONS = "/generations"
+    from airflow_provider_luma.models import Generation
+
 #: What a caller-supplied ``X-Request-Id`` may hold: printable ASCII, no spaces (header-safe), bounded.
 _REQUEST_ID = re.compile(r"[!-~]{1,200}")
 
 
-class LumaHook(BaseHook):
+def _creates(method: str, creates: str | None) -> str | None:
+    return ("generation" if method == "POST" else None) if creates == BY_METHOD else creates
+
+
+class LumaHook(GenerationsAPI, FilesAPI, BaseHook):
     """
-    Talk to the Luma Agents API (uni-1 image generation).
+    Talk to the Luma Agents API: uni-1 generations (``create_generation``, ``get_generation``), the
+    Files API (``upload_file``, ``get_file``, ``list_files``, ``iter_files``, ``delete_file``), and
+    downloads of outputs; the asynchronous twins (``a...``) serve the triggerer.
 
     The connection's password is the API key (``LUMA_AGENTS_API_KEY`` is used when it has none, or
     when the default connection does not exist); its host is the base URL. Extras, all optional:
@@ -163,6 +173,12 @@ class LumaHook(BaseHook):
             self._client = self._get_settings().client.sync_client()
         return self._client
 
+    def _storage_client(self) -> httpx.Client:
+        """The client for presigned storage URLs (downloads and file uploads): none of our headers."""
+        if self._download_client is None:
+            self._download_client = self._get_settings().client.download_client()
+        return self._download_client
+
     async def _aclient(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._lease is not None and self._lease.loop is not loop:
@@ -238,22 +254,8 @@ class LumaHook(BaseHook):
             )
         return request_id
 
-    @staticmethod
-    def _generation_path(generation_id: str) -> str:
-        if not is_generation_id(generation_id):
-            raise LumaRequestValidationError(
-                "generation_id", f"must be a generation's UUID (got {generation_id!r})"
-            )
-        return f"{_GENERATIONS}/{quote(generation_id, safe='')}"
-
-    @staticmethod
-    def _check_request(request: GenerationRequest) -> dict[str, Any]:
-        if not isinstance(request, GenerationRequest):
-            raise TypeError(f"expected a GenerationRequest, got {type(request).__name__}")
-        return request.to_json()
-
-    def _forget_submission(self, method: str) -> None:
-        if method == "POST":
+    def _forget_submission(self, creates: str | None) -> None:
+        if creates == "generation":
             self._submission = None
 
     def _prepare(
@@ -267,14 +269,15 @@ class LumaHook(BaseHook):
         *,
         policy: RetryPolicy | None = None,
         deadline: float | None = None,
+        creates: str | None,
     ) -> tuple[httpx.Request, RetryState]:
-        """One call's request and retry state; a POST's state is kept, to tell later if it was out."""
+        """One call's request and retry state; a submission's state is kept, to tell later if it was out."""
         url = self._url(client, path)
         request = client.build_request(**self._request_args(settings, method, url, body, request_id))
         state = (policy or settings.policy).start(
-            method, path, request_id, self.log, deadline=deadline, clock=self._clock
+            method, path, request_id, self.log, deadline=deadline, clock=self._clock, creates=creates
         )
-        if method == "POST":
+        if creates == "generation":
             self._submission = state
         return request, state
 
@@ -318,14 +321,29 @@ class LumaHook(BaseHook):
         policy: RetryPolicy | None = None,
         request_id: str | None = None,
         deadline: float | None = None,
+        creates: str | None = BY_METHOD,
     ) -> tuple[httpx.Response, str]:
-        """The answer the retry policy accepted, and the request id it was sent with."""
+        """
+        The answer the retry policy accepted, and the request id it was sent with.
+
+        ``creates`` names what a second attempt could create twice (the POST rules); by default a
+        POST creates a generation and any other method may be repeated.
+        """
         request_id = self._request_id(request_id)
-        self._forget_submission(method)
+        creates = _creates(method, creates)
+        self._forget_submission(creates)
         settings = self._get_settings()
         client = self.get_conn()
         request, state = self._prepare(
-            settings, client, method, path, body, request_id, policy=policy, deadline=deadline
+            settings,
+            client,
+            method,
+            path,
+            body,
+            request_id,
+            policy=policy,
+            deadline=deadline,
+            creates=creates,
         )
         response = run_sync(
             lambda budget: send_within(client, self._within(request, settings, budget), budget, self._clock),
@@ -334,7 +352,7 @@ class LumaHook(BaseHook):
         )
         return response, request_id
 
-    def _send(
+    async def _aexchange(
         self,
         method: str,
         path: str,
@@ -342,70 +360,23 @@ class LumaHook(BaseHook):
         *,
         request_id: str | None = None,
         deadline: float | None = None,
-    ) -> Generation:
-        response, sent_id = self._exchange(method, path, body, request_id=request_id, deadline=deadline)
-        return generation_from(response, sent_id, method)
-
-    async def _asend(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        *,
-        request_id: str | None = None,
-        deadline: float | None = None,
-    ) -> Generation:
+        creates: str | None = BY_METHOD,
+    ) -> tuple[httpx.Response, str]:
+        """The asynchronous :meth:`_exchange`, on the shared async client."""
         request_id = self._request_id(request_id)
-        self._forget_submission(method)
+        creates = _creates(method, creates)
+        self._forget_submission(creates)
         client = await self._aclient()
         settings = await self._aget_settings()
-        request, state = self._prepare(settings, client, method, path, body, request_id, deadline=deadline)
+        request, state = self._prepare(
+            settings, client, method, path, body, request_id, deadline=deadline, creates=creates
+        )
         response = await run_async(
             lambda budget: client.send(self._within(request, settings, budget)), state, self._async_sleep
         )
-        return generation_from(response, request_id, method)
+        return response, request_id
 
     # -------------------------------------------------------------------------------- the API
-
-    def create_generation(self, request: GenerationRequest, *, request_id: str | None = None) -> Generation:
-        """
-        Submit a generation (``POST /generations``); never repeated when its answer is lost.
-
-        :param request: the validated request.
-        :param request_id: the ``X-Request-Id`` to send (printable ASCII without spaces, at most 200
-            characters), so a caller can record it *before* the POST and find the submission again;
-            a uuid4 by default. The returned generation's ``request_id``, and that of a
-            :class:`LumaSubmissionUnknownError`, is this id.
-        """
-        return self._send("POST", _GENERATIONS, self._check_request(request), request_id=request_id)
-
-    def get_generation(self, generation_id: str, *, deadline: float | None = None) -> Generation:
-        """
-        Read a generation (``GET /generations/{id}``), retrying transient faults.
-
-        :param generation_id: the generation's UUID.
-        :param deadline: epoch seconds (``time.time()``) past which no attempt or retry wait runs: each
-            attempt's timeouts are cut to the time left, and a call out of time raises a retryable
-            :class:`LumaTransportError` ("the deadline passed after N attempt(s)"). The first attempt
-            always gets at least a second (the last look a waiter takes at its deadline), so a call
-            made less than a second before its deadline may end up to a second after it.
-        """
-        return self._send("GET", self._generation_path(generation_id), deadline=deadline)
-
-    async def acreate_generation(
-        self, request: GenerationRequest, *, request_id: str | None = None
-    ) -> Generation:
-        """The asynchronous :meth:`create_generation`."""
-        return await self._asend("POST", _GENERATIONS, self._check_request(request), request_id=request_id)
-
-    async def aget_generation(self, generation_id: str, *, deadline: float | None = None) -> Generation:
-        """
-        The asynchronous :meth:`get_generation`: async connection lookup, shared pooled client.
-
-        With a ``deadline`` each attempt is also bounded as a whole (``_compat.within``), since httpx
-        times each read, and a server trickling bytes could otherwise hold the triggerer's wait.
-        """
-        return await self._asend("GET", self._generation_path(generation_id), deadline=deadline)
 
     def test_connection(self) -> tuple[bool, str]:
         """
@@ -418,7 +389,7 @@ class LumaHook(BaseHook):
             settings = self._get_settings()
             response, request_id = self._exchange(
                 "GET",
-                self._generation_path(str(uuid.uuid4())),
+                generation_path(str(uuid.uuid4())),
                 policy=replace(settings.policy, max_retries=0),
             )
             if response.status_code == 404:
@@ -467,14 +438,12 @@ class LumaHook(BaseHook):
 
     def _request_output(self, generation: Generation, index: int) -> httpx.Response:
         url = output_url(generation, index)
-        if self._download_client is None:
-            self._download_client = self._get_settings().client.download_client()
-        client = self._download_client
+        client = self._storage_client()
         request = client.build_request("GET", url)
         # The label stands in for the URL, whose query string is a credential.
-        label = f"{_GENERATIONS}/{generation.id} output[{index}]"
+        label = f"{GENERATIONS}/{generation.id} output[{index}]"
         state = self._get_settings().policy.start("GET", label, "(storage)", self.log, clock=self._clock)
         return run_sync(lambda budget: client.send(request, stream=True), state, self._sleep)
 
 
-__all__ = ["DownloadedOutput", "LumaHook"]
+__all__ = ["DownloadedOutput", "LumaHook", "UploadedFile"]
