@@ -20,10 +20,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     for setting in fields(EmulatorSettings):
-        parser.add_argument(
-            f"--{setting.name.replace('_', '-')}", type=type(setting.default), default=setting.default
-        )
+        flag = f"--{setting.name.replace('_', '-')}"
+        if isinstance(setting.default, bool):
+            # type=bool would read "--flag False" as True: a switch (and its --no- form) instead.
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=setting.default)
+        else:
+            parser.add_argument(flag, type=type(setting.default), default=setting.default)
     parser.add_argument("--api-key", default=None, help="must start with luma-api-; random by default")
+    parser.add_argument("--other-api-key", default=None, help="a second client's key; random by default")
     args = parser.parse_args(argv)
     # A shell starts a background job with SIGINT ignored, and Python then never raises
     # KeyboardInterrupt: stop on SIGINT and SIGTERM whatever this process inherited.
@@ -33,11 +37,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         api_key=args.api_key,
+        other_api_key=args.other_api_key,
         **{setting.name: getattr(args, setting.name) for setting in fields(EmulatorSettings)},
     )
     with emulator:
         print(f"Luma emulator: {emulator.base_url}", flush=True)
         print(f"API key: {emulator.api_key}", flush=True)
+        print(f"Other client's API key: {emulator.other_api_key}", flush=True)
         print(f"Control plane: {emulator.root_url}/_emulator/stats", flush=True)
         print(f"AIRFLOW_CONN_LUMA_DEFAULT='{emulator.connection_json()}'", flush=True)
         try:

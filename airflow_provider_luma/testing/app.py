@@ -1,5 +1,9 @@
 """
-The emulator's HTTP surface: the two ``/v1`` endpoints, output downloads and the ``/_emulator`` control plane.
+The emulator's HTTP surface: the generation endpoints, output downloads and the ``/_emulator`` control plane.
+
+The Files API (``/v1/files`` and the presigned upload target) lives in :mod:`.files_api`; both share the
+authentication of :mod:`.auth`, and both answer scripted faults only once a request has authenticated,
+so a request with a bad key gets its 401 and leaves the queued fault for the next real one.
 
 ``create_app`` builds a Starlette app and wraps it in ``Wire``, an outer ASGI layer that stamps
 ``X-Request-Id`` and ``X-API-Version`` on every ``/v1`` response (including routing errors and crashes)
@@ -10,7 +14,6 @@ fault's page is the one ``/v1`` answer left unstamped: it stands for a load bala
 from __future__ import annotations
 
 import json
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -19,9 +22,12 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from airflow_provider_luma.testing import images, validation
-from airflow_provider_luma.testing.faults import Fault, FaultQueue
+from airflow_provider_luma.testing import images, layers, validation
+from airflow_provider_luma.testing.auth import api_error, authenticate
+from airflow_provider_luma.testing.faults import STORAGE_METHODS, Fault, FaultQueue
+from airflow_provider_luma.testing.files_api import FilesApi
 from airflow_provider_luma.testing.outputs import ONE_AUTH_MECHANISM, UrlSigner, s3_error_xml
+from airflow_provider_luma.testing.refs import CANONICAL_UUID
 from airflow_provider_luma.testing.wire import (
     CONNECTION,
     PROXY_MARK,
@@ -42,13 +48,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_luma.testing.state import EmulatorState, Generation
 
-KEY_PREFIX = "luma-api-"
-_KEY_STATUS_DETAILS = {"revoked": "API key has been revoked", "expired": "API key has expired"}
-
-
-def _api_error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-
 
 def _proxy_page(fault: Fault) -> Response:
     """A load balancer's error page: HTML, and (``Wire`` sees the mark) none of the API's headers."""
@@ -64,29 +63,17 @@ def _malformed(response: Response) -> Response:
 
 
 class _Api:
-    """Route handlers over one emulator's state, faults and URL signer."""
+    """Route handlers over one emulator's state, faults and URL signer (the Files API's in ``files``)."""
 
     def __init__(self, state: EmulatorState, faults: FaultQueue, signer: UrlSigner) -> None:
         self.state = state
         self.faults = faults
         self.signer = signer
+        self.files = FilesApi(state, signer, self)
 
     # --- /v1 -------------------------------------------------------------------------------------
 
-    def _auth_error(self, request: Request) -> JSONResponse | None:
-        header = request.headers.get("authorization", "")
-        # The scheme word is case-sensitive: "bearer ..." is refused like a missing key.
-        token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
-        if not token.startswith(KEY_PREFIX):
-            return _api_error(401, "Missing or invalid API key")
-        status = self.state.api_keys.get(token)
-        if status is None:
-            return _api_error(401, "Invalid API key")
-        if status in _KEY_STATUS_DETAILS:
-            return _api_error(401, _KEY_STATUS_DETAILS[status])
-        return None
-
-    async def _before(self, method: str, request: Request) -> tuple[Fault | None, Response | None]:
+    async def before(self, method: str, request: Request) -> tuple[Fault | None, Response | None]:
         """Take the next fault for ``method``; a response here replaces the normal handling."""
         if "cookie" in request.headers:
             # The API sets no cookies; a client that sends one anyway carries state between requests.
@@ -99,11 +86,11 @@ class _Api:
         if fault.kind == "status":
             if fault.proxy:
                 return fault, _proxy_page(fault)
-            if method == "OUTPUT":
-                return fault, self._s3_error(request, fault.status or 500, fault.detail)
+            if method in STORAGE_METHODS:
+                return fault, self.s3_error(request, fault.status or 500, fault.detail)
             with self.state.lock:
                 status, detail, headers = fault.api_error(self.state.settings.rpm_limit, self.state.clock())
-            return fault, _api_error(status, detail, headers)
+            return fault, api_error(status, detail, headers)
         if fault.kind == "drop":
             await connection.drop()
             return fault, NoResponse()
@@ -114,7 +101,7 @@ class _Api:
             return fault, NoResponse()
         return fault, None
 
-    async def _after(self, fault: Fault | None, request: Request, response: Response) -> Response:
+    async def after(self, fault: Fault | None, request: Request, response: Response) -> Response:
         """Apply the part of a fault that comes after normal handling."""
         connection: Connection = request.scope[CONNECTION]
         if fault is None:
@@ -136,24 +123,32 @@ class _Api:
     async def create_generation(self, request: Request) -> Response:
         self.state.count_request("POST /v1/generations")
         raw = await request.body()
-        fault, replaced = await self._before("POST", request)
+        client = authenticate(self.state, request)
+        if isinstance(client, Response):
+            return client
+        fault, replaced = await self.before("POST", request)
         if replaced is not None:
             return replaced
-        return await self._after(fault, request, self._create(request, raw))
+        return await self.after(fault, request, self._create(client, request, raw))
 
-    def _create(self, request: Request, raw: bytes) -> Response:
-        refused = self._auth_error(request)
-        if refused is not None:
-            return refused
-        try:
-            parsed = validation.parse(raw, self.state.settings.long_edge, self._generation_size)
-        except validation.Rejected as rejected:
-            return _api_error(rejected.status, rejected.detail)
+    def _create(self, client: str, request: Request, raw: bytes) -> Response:
         with self.state.lock:
-            admission = self.state.admit()
+            settings = self.state.settings
+        lookups = validation.Lookups(
+            generation_size=lambda generation_id: self._generation_size(generation_id, client),
+            file_state=lambda file_id: self._file_state(file_id, client),
+            allow_loopback_urls=settings.allow_loopback_urls,
+        )
+        try:
+            parsed = validation.parse(raw, settings.long_edge, lookups)
+        except validation.Rejected as rejected:
+            return api_error(rejected.status, rejected.detail)
+        with self.state.lock:
+            admission = self.state.admit(client)
             if admission.status is not None:
-                return _api_error(admission.status, admission.detail, admission.headers)
+                return api_error(admission.status, admission.detail, admission.headers)
             generation = self.state.create(
+                client=client,
                 type=parsed.type,
                 model=parsed.model,
                 prompt=parsed.prompt,
@@ -165,31 +160,36 @@ class _Api:
             body = {**self._generation_json(generation, request), "state": "queued", "output": []}
         return JSONResponse(body, status_code=201, headers=admission.headers)
 
-    def _generation_size(self, generation_id: str) -> tuple[int, int] | None:
-        generation = self._find(generation_id)
+    def _generation_size(self, generation_id: str, client: str) -> tuple[int, int] | None:
+        generation = self._find(generation_id, client)
         return None if generation is None else (generation.width, generation.height)
 
-    def _find(self, generation_id: str) -> Generation | None:
-        try:
-            canonical = str(uuid.UUID(generation_id))
-        except ValueError:
+    def _file_state(self, file_id: str, client: str) -> tuple[str, tuple[int, int] | None] | None:
+        with self.state.lock:
+            stored = self.state.files.owned(file_id.lower(), client)
+            return None if stored is None else (stored.state_at(self.state.clock()), stored.pixel_size())
+
+    def _find(self, generation_id: str, client: str) -> Generation | None:
+        """The client's generation with this id; only canonical hyphenated UUIDs (any case) are ids."""
+        if not CANONICAL_UUID.match(generation_id):
             return None
-        return self.state.get(canonical)
+        return self.state.get(generation_id.lower(), client)
 
     async def get_generation(self, request: Request) -> Response:
         self.state.count_request("GET /v1/generations/{id}")
-        fault, replaced = await self._before("GET", request)
+        client = authenticate(self.state, request)
+        if isinstance(client, Response):
+            return client
+        fault, replaced = await self.before("GET", request)
         if replaced is not None:
             return replaced
-        response = self._auth_error(request)
-        if response is None:
-            generation = self._find(request.path_params["generation_id"])
-            if generation is None:
-                response = _api_error(404, "Generation not found")
-            else:
-                with self.state.lock:
-                    response = JSONResponse(self._generation_json(generation, request))
-        return await self._after(fault, request, response)
+        generation = self._find(request.path_params["generation_id"], client)
+        if generation is None:
+            response: Response = api_error(404, "Generation not found")
+        else:
+            with self.state.lock:
+                response = JSONResponse(self._generation_json(generation, request))
+        return await self.after(fault, request, response)
 
     def _generation_json(self, generation: Generation, request: Request) -> dict[str, Any]:
         now = self.state.clock()
@@ -197,11 +197,18 @@ class _Api:
         failure = generation.failure() if state == "failed" else None
         output = []
         if state == "completed":
-            path = f"/outputs/{generation.id}/{images.FILE_NAMES[generation.output_format]}"
-            url = self.signer.mint(
-                str(request.base_url), path, now, self.state.settings.url_ttl_seconds, self.state.url_epoch
-            )
-            output.append({"type": "image", "url": url})
+            for name, layer in _outputs(generation):
+                url = self.signer.mint(
+                    str(request.base_url),
+                    f"/outputs/{generation.id}/{name}",
+                    now,
+                    self.state.settings.url_ttl_seconds,
+                    self.state.url_epoch,
+                )
+                item: dict[str, Any] = {"type": "image", "url": url}
+                if layer is not None:
+                    item["layer"] = layer.to_json()
+                output.append(item)
         return {
             "id": generation.id,
             "type": generation.type,
@@ -215,7 +222,7 @@ class _Api:
 
     # --- output downloads ------------------------------------------------------------------------
 
-    def _s3_error(self, request: Request, status: int, message: str | None = None) -> Response:
+    def s3_error(self, request: Request, status: int, message: str | None = None) -> Response:
         codes = {
             400: "InvalidArgument",
             403: "AccessDenied",
@@ -229,10 +236,10 @@ class _Api:
 
     async def get_output(self, request: Request) -> Response:
         self.state.count_request("GET output")
-        fault, replaced = await self._before("OUTPUT", request)
+        fault, replaced = await self.before("OUTPUT", request)
         if replaced is not None:
             return replaced
-        return await self._after(fault, request, await self._output(request, fault))
+        return await self.after(fault, request, await self._output(request, fault))
 
     async def _output(self, request: Request, fault: Fault | None) -> Response:
         request_id = request.scope[REQUEST_ID]
@@ -249,19 +256,21 @@ class _Api:
             status, code, message = refused
             xml = s3_error_xml(code, message, request_id)
             return Response(xml, status_code=status, media_type="application/xml")
-        generation = self._find(request.path_params["generation_id"])
-        if (
-            generation is None
-            or generation.state_at(now) != "completed"
-            or request.path_params["name"] != images.FILE_NAMES[generation.output_format]
-        ):
-            return self._s3_error(request, 404, "The specified key does not exist.")
-        image = await run_in_threadpool(self.state.cached_output, generation.id, _renderer(generation))
-        body = images.OutputBody.build(image, generation.output_format, padding)
+        # The URL is the credential here (as on S3): any client's output is served to whoever holds it.
+        with self.state.lock:
+            generation = self.state.generations.get(request.path_params["generation_id"])
+        name = request.path_params["name"]
+        found = dict(_outputs(generation)) if generation is not None else {}
+        if generation is None or generation.state_at(now) != "completed" or name not in found:
+            return self.s3_error(request, 404, "The specified key does not exist.")
+        render = _renderer(generation, found[name])
+        image = await run_in_threadpool(self.state.cached_output, generation.id, name, render)
+        output_format = "png" if found[name] is not None else generation.output_format
+        body = images.OutputBody.build(image, output_format, padding)
         headers = {
             "Content-Type": body.content_type,
             "Content-Length": str(body.size),
-            "ETag": f'"{generation.id}"',
+            "ETag": f'"{generation.id}/{name}"',
             "x-amz-request-id": request_id,
         }
         if fault is not None and fault.kind == "malformed":
@@ -285,8 +294,20 @@ class _Api:
                     "width": g.width,
                     "height": g.height,
                     "output_format": g.output_format,
+                    "client": g.client,
                 }
                 for g in self.state.generations.values()
+            ]
+            stored_files = [
+                {
+                    "id": f.id,
+                    "state": f.state_at(now),
+                    "mime_type": f.mime_type,
+                    "size_bytes": f.size_bytes,
+                    "purpose": f.purpose,
+                    "client": f.client,
+                }
+                for f in self.state.files.files.values()
             ]
         return JSONResponse(
             {
@@ -294,8 +315,13 @@ class _Api:
                 "requests": dict(stats.requests),
                 "output_authorization_refused": stats.output_authorization_refused,
                 "requests_with_cookie": stats.requests_with_cookie,
+                "files_created": stats.files_created,
+                "file_uploads": stats.file_uploads,
+                "file_upload_bytes": stats.file_upload_bytes,
+                "upload_authorization_refused": stats.upload_authorization_refused,
                 "faults": self.faults.pending(),
                 "generations": generations,
+                "files": stored_files,
             }
         )
 
@@ -327,6 +353,22 @@ class _Api:
 
         return await _control(request, apply)
 
+    async def control_fail_next_file_ingest(self, request: Request) -> Response:
+        def apply(body: dict[str, Any]) -> dict[str, Any]:
+            with self.state.lock:
+                self.state.files.plan_failures(body.get("reason"), int(body.get("count", 1)))
+                return {"planned": len(self.state.files.planned_failures)}
+
+        return await _control(request, apply)
+
+    async def control_expire_file(self, request: Request) -> Response:
+        def apply(body: dict[str, Any]) -> dict[str, Any]:
+            with self.state.lock:
+                self.state.files.expire(body["file_id"])
+            return {"file_id": body["file_id"], "expired": True}
+
+        return await _control(request, apply)
+
     async def control_expire(self, request: Request) -> Response:
         self.state.expire_output_urls()
         return JSONResponse({"expired": True})
@@ -349,8 +391,17 @@ async def _control(request: Request, apply: Callable[[Any], dict[str, Any]]) -> 
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
 
-def _renderer(generation: Generation) -> Callable[[], bytes]:
+def _outputs(generation: Generation) -> list[tuple[str, layers.Layer | None]]:
+    """The output files of a completed generation: one image, or one RGBA PNG per layer."""
+    if generation.type == "layering":
+        return [(layers.file_name(layer.index), layer) for layer in layers.plan(generation.id)]
+    return [(images.FILE_NAMES[generation.output_format], None)]
+
+
+def _renderer(generation: Generation, layer: layers.Layer | None) -> Callable[[], bytes]:
     def render() -> bytes:
+        if layer is not None:
+            return layer.render(generation.width, generation.height)
         return images.render(generation.prompt, generation.width, generation.height, generation.output_format)
 
     return render
@@ -369,12 +420,20 @@ def create_app(state: EmulatorState, faults: FaultQueue, signer: UrlSigner) -> A
         Route("/v1/generations", api.create_generation, methods=["POST"]),
         Route("/v1/generations/{generation_id:path}", api.get_generation, methods=["GET"]),
         Route("/outputs/{generation_id}/{name}", api.get_output, methods=["GET"]),
+        Route("/v1/files", api.files.create, methods=["POST"]),
+        Route("/v1/files", api.files.list, methods=["GET"]),
+        Route("/v1/files/{file_id}/complete", api.files.complete, methods=["POST"]),
+        Route("/v1/files/{file_id:path}", api.files.get, methods=["GET"]),
+        Route("/v1/files/{file_id:path}", api.files.delete, methods=["DELETE"]),
+        Route("/uploads/{file_id}", api.files.upload, methods=["PUT"]),
         Route("/_emulator/stats", api.control_stats, methods=["GET"]),
         Route("/_emulator/reset", api.control_reset, methods=["POST"]),
         Route("/_emulator/faults", api.control_faults, methods=["POST"]),
         Route("/_emulator/set_state", api.control_set_state, methods=["POST"]),
         Route("/_emulator/fail_next", api.control_fail_next, methods=["POST"]),
         Route("/_emulator/expire_output_urls", api.control_expire, methods=["POST"]),
+        Route("/_emulator/fail_next_file_ingest", api.control_fail_next_file_ingest, methods=["POST"]),
+        Route("/_emulator/expire_file", api.control_expire_file, methods=["POST"]),
         Route("/_emulator/configure", api.control_configure, methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -1,9 +1,12 @@
 """
-Scripted faults: what the next requests of one kind (POST, GET, output download) should suffer.
+Scripted faults: what the next requests of one kind (create, poll, output download, Files API, upload)
+should suffer.
 
 Faults are queued per method and applied first-in first-out, each for ``times`` requests. They are set by
 tests through ``LumaEmulator.add_fault`` or ``POST /_emulator/faults``, never by magic strings in a request,
-so the product under test cannot trigger them by accident.
+so the product under test cannot trigger them by accident. A fault applies only to a request that has
+authenticated (an API key that is valid, or an upload URL whose signature is): a request refused with 401
+or 403 leaves the fault queued for the next real one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-Method = Literal["POST", "GET", "OUTPUT"]
+Method = Literal["POST", "GET", "OUTPUT", "FILES", "UPLOAD"]
 Kind = Literal[
     "status",
     "slow",
@@ -33,7 +36,11 @@ _KINDS_FOR_METHOD = {
     "POST": frozenset(KINDS) - {"drop_midway", "trickle"},
     "GET": frozenset(KINDS) - _AFTER_CREATE - {"drop_midway"},
     "OUTPUT": frozenset(KINDS) - _AFTER_CREATE - {"trickle"},
+    "FILES": frozenset(KINDS) - _AFTER_CREATE - {"drop_midway"},
+    "UPLOAD": frozenset({"status", "slow", "read_timeout", "drop"}),
 }
+#: Methods answered by storage (S3-style XML errors), not by the API.
+STORAGE_METHODS = frozenset({"OUTPUT", "UPLOAD"})
 #: A gateway's own error pages (nginx's wording): HTML, no ``detail``, no API headers.
 PROXY_REASONS: dict[int, str] = {
     429: "Too Many Requests",
@@ -69,7 +76,9 @@ class Fault:
     """
     One scripted fault.
 
-    :param method: ``"POST"`` (create), ``"GET"`` (poll) or ``"OUTPUT"`` (download of an output URL).
+    :param method: ``"POST"`` (create), ``"GET"`` (poll), ``"OUTPUT"`` (download of an output URL),
+        ``"FILES"`` (any ``/v1/files`` request) or ``"UPLOAD"`` (a PUT to a file's upload URL; ``status``,
+        ``slow``, ``read_timeout`` and ``drop`` only; ``read_timeout`` stores the bytes, then answers late).
     :param status: answer with this HTTP status (kind ``"status"``, implied when only ``status`` is given);
         the API answers with the documented ``detail`` and headers for it and creates nothing; an output
         download answers with an S3-style XML error.
@@ -121,8 +130,10 @@ class Fault:
             object.__setattr__(self, "proxy", True)
             if self.status is None:
                 object.__setattr__(self, "status", 502)
-        if self.proxy and (self.method == "OUTPUT" or self.kind not in ("status", "proxy_after_create")):
-            raise ValueError("Fault.proxy applies to a forced status on POST or GET")
+        if self.proxy and (
+            self.method in STORAGE_METHODS or self.kind not in ("status", "proxy_after_create")
+        ):
+            raise ValueError("Fault.proxy applies to a forced status on POST, GET or FILES")
         if self.kind in ("status", "proxy_after_create") and (
             self.status is None or not 400 <= self.status <= 599
         ):
@@ -171,7 +182,8 @@ class Fault:
             return self.status, detail, headers
         if self.retry_after is not None:
             headers["Retry-After"] = str(self.retry_after)
-        return self.status, self.detail or API_DETAILS.get(self.status, "Error"), headers
+        default = "File not found" if self.method == "FILES" and self.status == 404 else None
+        return self.status, self.detail or default or API_DETAILS.get(self.status, "Error"), headers
 
 
 class FaultQueue:

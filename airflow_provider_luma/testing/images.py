@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 #: The nine ratios uni-1 accepts, as (width part, height part).
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
@@ -47,9 +47,14 @@ _STREAM_PIECE = 256 * 1024
 def dimensions(aspect_ratio: str | None, long_edge: int) -> tuple[int, int]:
     """Pixel size for a ratio: the long edge is ``long_edge``; an unset ratio gives a square."""
     across, down = ASPECT_RATIOS.get(aspect_ratio or "1:1", (1, 1))
-    if across >= down:
-        return long_edge, max(1, round(long_edge * down / across))
-    return max(1, round(long_edge * across / down)), long_edge
+    return fit(across, down, long_edge)
+
+
+def fit(width: int, height: int, long_edge: int) -> tuple[int, int]:
+    """``width`` x ``height`` scaled so that its long edge is ``long_edge`` (each edge at least 1)."""
+    if width >= height:
+        return long_edge, max(1, round(long_edge * height / width))
+    return max(1, round(long_edge * width / height)), long_edge
 
 
 def read_dimensions(data: bytes) -> tuple[int, int] | None:
@@ -64,6 +69,22 @@ def read_dimensions(data: bytes) -> tuple[int, int] | None:
         return width, height
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
         return _webp_dimensions(data)
+    return None
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The image MIME type the bytes' signature shows (PNG, JPEG, GIF, WebP), or None for anything else.
+
+    The API checks media by content, not by the type a client declares, so this is what counts.
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
     return None
 
 
@@ -133,28 +154,37 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _encode_png(palette: _Palette, width: int, height: int) -> bytes:
-    first = bytearray(3 * width)
-    first[0::3] = bytes(palette.r(x, width) for x in range(width))
-    first[1::3] = bytes([palette.g(0, height)]) * width
-    first[2::3] = bytes([palette.blue]) * width
+def encode_png(width: int, height: int, rows: Iterable[bytes], *, alpha: bool = False) -> bytes:
+    """A PNG (8-bit RGB, or RGBA with ``alpha``) from its scanlines, each led by its filter byte."""
     compressor = zlib.compressobj(6)
-    parts = [compressor.compress(b"\x00" + bytes(first))]
-    # Every later row uses the "Up" filter: only green changes, so each filtered row is a short
-    # repeating pattern that zlib compresses to almost nothing, at any size.
-    previous = palette.g(0, height)
-    for y in range(1, height):
-        green = palette.g(y, height)
-        parts.append(compressor.compress(b"\x02" + bytes((0, (green - previous) & 0xFF, 0)) * width))
-        previous = green
+    parts = [compressor.compress(row) for row in rows]
     parts.append(compressor.flush())
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, 6 if alpha else 2, 0, 0, 0)
     return (
         _PNG_SIGNATURE
         + _png_chunk(b"IHDR", header)
         + _png_chunk(b"IDAT", b"".join(parts))
         + _png_chunk(b"IEND", b"")
     )
+
+
+def _encode_png(palette: _Palette, width: int, height: int) -> bytes:
+    return encode_png(width, height, _gradient_rows(palette, width, height))
+
+
+def _gradient_rows(palette: _Palette, width: int, height: int) -> Iterator[bytes]:
+    first = bytearray(3 * width)
+    first[0::3] = bytes(palette.r(x, width) for x in range(width))
+    first[1::3] = bytes([palette.g(0, height)]) * width
+    first[2::3] = bytes([palette.blue]) * width
+    yield b"\x00" + bytes(first)
+    # Every later row uses the "Up" filter: only green changes, so each filtered row is a short
+    # repeating pattern that zlib compresses to almost nothing, at any size.
+    previous = palette.g(0, height)
+    for y in range(1, height):
+        green = palette.g(y, height)
+        yield b"\x02" + bytes((0, (green - previous) & 0xFF, 0)) * width
+        previous = green
 
 
 # Baseline JPEG: one quantisation table (all 8s), the standard luminance DC Huffman table, and an AC

@@ -1,9 +1,9 @@
 """
-Presigned-style output URLs, as S3 would mint and check them.
+Presigned-style URLs, as S3 would mint and check them: output downloads (GET) and file uploads (PUT).
 
-A URL carries ``X-Amz-Date``, ``X-Amz-Expires`` and an HMAC ``X-Amz-Signature``. The signing key includes
-an epoch, so ``expire_output_urls()`` (a new epoch) turns every URL minted so far into the same 403 an
-expired one gets. Errors are S3's XML bodies.
+A URL carries ``X-Amz-Date``, ``X-Amz-Expires`` and an HMAC ``X-Amz-Signature`` over its path. The signing
+key includes an epoch, so ``expire_output_urls()`` (a new epoch) turns every URL minted so far, download
+or upload, into the same 403 an expired one gets. Errors are S3's XML bodies.
 """
 
 from __future__ import annotations
@@ -38,8 +38,14 @@ class UrlSigner:
         key = hmac.new(self._secret, str(epoch).encode(), hashlib.sha256).digest()
         return hmac.new(key, f"{path}\n{date}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
-    def mint(self, root: str, path: str, now: float, ttl: int, epoch: int) -> str:
-        """A URL for ``path`` on the server at ``root`` (``http://host:port/``), valid for ``ttl`` s."""
+    def mint(
+        self, root: str, path: str, now: float, ttl: int, epoch: int, signed_headers: str = "host"
+    ) -> str:
+        """A URL for ``path`` on the server at ``root`` (``http://host:port/``), valid for ``ttl`` s.
+
+        ``signed_headers`` is what the URL says it binds (an upload binds ``content-type`` too); the
+        server checks those headers itself, the signature covers the path and the validity window.
+        """
         stamp = datetime.fromtimestamp(now, timezone.utc)
         date = stamp.strftime(_DATE_FORMAT)
         query = {
@@ -47,7 +53,7 @@ class UrlSigner:
             "X-Amz-Credential": f"EMULATOR/{stamp:%Y%m%d}/us-east-1/s3/aws4_request",
             "X-Amz-Date": date,
             "X-Amz-Expires": str(ttl),
-            "X-Amz-SignedHeaders": "host",
+            "X-Amz-SignedHeaders": signed_headers,
             "X-Amz-Signature": self._signature(epoch, path, date, ttl),
         }
         return f"{root.rstrip('/')}{path}?{urlencode(query)}"

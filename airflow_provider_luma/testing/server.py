@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_luma.testing.faults import Fault, FaultQueue
 from airflow_provider_luma.testing.outputs import UrlSigner
-from airflow_provider_luma.testing.state import Clock, EmulatorSettings, EmulatorState, EmulatorStats
+from airflow_provider_luma.testing.state import (
+    OTHER_CLIENT,
+    PRIMARY_CLIENT,
+    Clock,
+    EmulatorSettings,
+    EmulatorState,
+    EmulatorStats,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -30,10 +37,13 @@ class LumaEmulator:
     :param host: interface to bind (keep 127.0.0.1).
     :param port: TCP port; 0 picks a free one.
     :param api_key: the accepted key (must start with ``luma-api-``); a random one by default.
+    :param other_api_key: a key of a second client (account), whose generations and files the first
+        client cannot see (404) and which has its own rate limits; a random one by default.
     :param clock: returns Unix seconds; inject one to move time in tests without sleeping.
     :param settings: any field of :class:`EmulatorSettings` (``queued_seconds``, ``processing_seconds``,
         ``long_edge``, ``rpm_limit``, ``concurrency_limit``, ``url_ttl_seconds``,
-        ``output_padding_bytes``), with its defaults there.
+        ``output_padding_bytes``, ``file_ingest_seconds``, ``upload_url_ttl_seconds``,
+        ``allow_loopback_urls``), with its defaults there.
     """
 
     def __init__(
@@ -42,13 +52,18 @@ class LumaEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
+        other_api_key: str | None = None,
         clock: Clock = time.time,
         **settings: Any,
     ) -> None:
         self.api_key = api_key or f"luma-api-emulator-{secrets.token_hex(12)}"
-        if not self.api_key.startswith("luma-api-"):
-            raise ValueError("api_key must start with 'luma-api-'")
-        self._state = EmulatorState(EmulatorSettings(**settings), self.api_key, clock)
+        self.other_api_key = other_api_key or f"luma-api-emulator-other-{secrets.token_hex(12)}"
+        for name, key in (("api_key", self.api_key), ("other_api_key", self.other_api_key)):
+            if not key.startswith("luma-api-"):
+                raise ValueError(f"{name} must start with 'luma-api-'")
+        if self.api_key == self.other_api_key:
+            raise ValueError("other_api_key must differ from api_key")
+        self._state = EmulatorState(EmulatorSettings(**settings), self.api_key, self.other_api_key, clock)
         self._faults = FaultQueue()
         self._signer = UrlSigner()
         self._host = host
@@ -181,17 +196,38 @@ class LumaEmulator:
         """Every output URL minted so far answers 403 from now on; new GETs mint working ones."""
         self._state.expire_output_urls()
 
-    def add_api_key(self, key: str, status: Literal["active", "revoked", "expired"] = "active") -> None:
-        """Make ``key`` known to the emulator (until ``reset``), e.g. a revoked one for 401 tests."""
+    def add_api_key(
+        self,
+        key: str,
+        status: Literal["active", "revoked", "expired"] = "active",
+        *,
+        other_client: bool = False,
+    ) -> None:
+        """
+        Make ``key`` known to the emulator (until ``reset``), e.g. a revoked one for 401 tests.
+
+        The key belongs to ``api_key``'s client (it sees the same generations and files and shares its
+        limits), or with ``other_client`` to ``other_api_key``'s.
+        """
+        self._state.add_api_key(key, status, OTHER_CLIENT if other_client else PRIMARY_CLIENT)
+
+    def fail_next_file_ingest(self, reason: str | None = None, count: int = 1) -> None:
+        """The next ``count`` files completed end ``failed`` with ``reason`` (default: moderation)."""
         with self._state.lock:
-            self._state.api_keys[key] = status
+            self._state.files.plan_failures(reason, count)
+
+    def expire_file(self, file_id: str) -> None:
+        """The file's ``expires_at`` is now: it reads ``deleted`` from now on; KeyError if unknown."""
+        with self._state.lock:
+            self._state.files.expire(file_id)
 
     def configure(self, **settings: Any) -> None:
         """Change settings (the constructor's names) until the next ``reset``."""
         self._state.configure(**settings)
 
     def reset(self) -> None:
-        """Forget generations, faults, planned failures, counters, rate windows; restore the settings."""
+        """Forget generations, files, faults, planned failures, counters, rate windows and added keys;
+        restore the settings."""
         self._faults.clear()
         self._state.reset()
 
@@ -211,3 +247,13 @@ class LumaEmulator:
         """The state a GET would report now; KeyError if unknown."""
         with self._state.lock:
             return self._state.generations[generation_id].state_at(self._state.clock())
+
+    def file_ids(self) -> list[str]:
+        """Ids of the files created since the last reset (any client), oldest first."""
+        with self._state.lock:
+            return list(self._state.files.files)
+
+    def file_state(self, file_id: str) -> str:
+        """The state a ``GET /v1/files/{id}`` would report now; KeyError if unknown."""
+        with self._state.lock:
+            return self._state.files.files[file_id].state_at(self._state.clock())

@@ -1,5 +1,6 @@
 """
-The emulator's memory: settings, generations, the two rate limits, planned failures and counters.
+The emulator's memory: settings, API keys and their clients, generations, files, the two rate limits,
+planned failures and counters.
 
 Everything here is guarded by one lock, because the app runs in the uvicorn thread while tests call the
 ``LumaEmulator`` methods from the main thread. States are computed lazily from timestamps on each read,
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from airflow_provider_luma.testing.files import FileStore
 
 #: Returns the current time as Unix seconds (``time.time`` by default).
 Clock = Callable[[], float]
@@ -42,6 +45,10 @@ RPM_WINDOW_SECONDS = 60.0
 #: A job still active after this long is pruned from the concurrency count.
 ACTIVE_JOB_TTL_SECONDS = 3600.0
 _OUTPUT_CACHE_SIZE = 64
+#: The client (account) that owns the emulator's ``api_key``; ``other_api_key`` belongs to ``OTHER_CLIENT``.
+PRIMARY_CLIENT = "primary"
+OTHER_CLIENT = "other"
+KEY_STATUSES = ("active", "revoked", "expired")
 
 
 @dataclass
@@ -56,6 +63,11 @@ class EmulatorSettings:
     :param concurrency_limit: non-terminal generations allowed at once.
     :param url_ttl_seconds: lifetime of a minted output URL (``X-Amz-Expires``).
     :param output_padding_bytes: pad every output file to at least this many bytes (0: no padding).
+    :param file_ingest_seconds: how long a completed file stays ``pending`` before it is ``ready`` or
+        ``failed`` (0: the first read after ``complete`` shows the verdict).
+    :param upload_url_ttl_seconds: lifetime of a file's presigned PUT URL.
+    :param allow_loopback_urls: accept ``url`` references to loopback hosts (``127.0.0.1``, ``::1``,
+        ``localhost``), over http too, e.g. a test's own server; the real API refuses them.
     """
 
     queued_seconds: float = 1.0
@@ -65,6 +77,9 @@ class EmulatorSettings:
     concurrency_limit: int = 10
     url_ttl_seconds: int = 3600
     output_padding_bytes: int = 0
+    file_ingest_seconds: float = 0.0
+    upload_url_ttl_seconds: int = 900
+    allow_loopback_urls: bool = False
 
 
 @dataclass
@@ -72,6 +87,7 @@ class Generation:
     """One generation as the emulator stores it; ``state_at`` derives the visible state."""
 
     id: str
+    client: str
     type: str
     model: str
     prompt: str
@@ -120,6 +136,22 @@ class EmulatorStats:
     requests: collections.Counter[str] = field(default_factory=collections.Counter)
     output_authorization_refused: int = 0
     requests_with_cookie: int = 0
+    files_created: int = 0
+    file_uploads: int = 0
+    file_upload_bytes: int = 0
+    upload_authorization_refused: int = 0
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key the emulator knows: its status and the client (account) it belongs to.
+
+    Generations, files and rate limits belong to the client, not the key (the docs' scope rule), so two
+    keys of one client see each other's work and keys of two clients see none of it.
+    """
+
+    status: str
+    client: str
 
 
 @dataclass(frozen=True)
@@ -134,26 +166,35 @@ class Admission:
 class EmulatorState:
     """All mutable emulator state behind one lock; the app and the ``LumaEmulator`` methods share it."""
 
-    def __init__(self, settings: EmulatorSettings, api_key: str, clock: Clock = time.time) -> None:
+    def __init__(
+        self, settings: EmulatorSettings, api_key: str, other_api_key: str, clock: Clock = time.time
+    ) -> None:
         self.clock = clock
         self.lock = threading.RLock()
         self._initial = dataclasses.replace(settings)
         self._api_key = api_key
+        self._other_api_key = other_api_key
         self.settings = settings
         self.url_epoch = 0
         self._clear()
 
     def _clear(self) -> None:
         self.generations: dict[str, Generation] = {}
-        self.rpm_window: collections.deque[float] = collections.deque()
+        self.files = FileStore(self.clock)
+        self.rpm_windows: collections.defaultdict[str, collections.deque[float]] = collections.defaultdict(
+            collections.deque
+        )
         self.planned_failures: collections.deque[tuple[str, str]] = collections.deque()
         self.generations_created = 0
         self.requests: collections.Counter[str] = collections.Counter()
         self.output_authorization_refused = 0
+        self.upload_authorization_refused = 0
         self.requests_with_cookie = 0
-        self.output_cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
-        #: Known keys and their status: "active", "revoked" or "expired".
-        self.api_keys: dict[str, str] = {self._api_key: "active"}
+        self.output_cache: collections.OrderedDict[tuple[str, str], bytes] = collections.OrderedDict()
+        self.api_keys: dict[str, ApiKey] = {
+            self._api_key: ApiKey("active", PRIMARY_CLIENT),
+            self._other_api_key: ApiKey("active", OTHER_CLIENT),
+        }
 
     def reset(self) -> None:
         """Forget generations, planned failures, counters, rate windows and added keys; restore settings."""
@@ -167,31 +208,42 @@ class EmulatorState:
         with self.lock:
             self.settings = dataclasses.replace(self.settings, **changes)
 
+    def add_api_key(self, key: str, status: str, client: str) -> None:
+        if status not in KEY_STATUSES:
+            raise ValueError(f"unknown key status {status!r}; valid: {', '.join(KEY_STATUSES)}")
+        with self.lock:
+            self.api_keys[key] = ApiKey(status, client)
+
     def stats(self) -> EmulatorStats:
         with self.lock:
             return EmulatorStats(
-                self.generations_created,
-                collections.Counter(self.requests),
-                self.output_authorization_refused,
-                self.requests_with_cookie,
+                generations_created=self.generations_created,
+                requests=collections.Counter(self.requests),
+                output_authorization_refused=self.output_authorization_refused,
+                requests_with_cookie=self.requests_with_cookie,
+                files_created=self.files.created,
+                file_uploads=self.files.uploads,
+                file_upload_bytes=self.files.upload_bytes,
+                upload_authorization_refused=self.upload_authorization_refused,
             )
 
     def count_request(self, key: str) -> None:
         with self.lock:
             self.requests[key] += 1
 
-    def admit(self) -> Admission:
-        """Apply the RPM window, then the concurrency cap, to a POST that is about to create a generation.
+    def admit(self, client: str) -> Admission:
+        """Apply the client's RPM window, then its concurrency cap, to a POST about to create a generation.
 
         The RPM window holds the POSTs that were admitted; the 201's headers count this one as used.
         """
         with self.lock:
             now = self.clock()
             limit = self.settings.rpm_limit
-            while self.rpm_window and self.rpm_window[0] <= now - RPM_WINDOW_SECONDS:
-                self.rpm_window.popleft()
-            if len(self.rpm_window) >= limit:
-                ages_out = self.rpm_window[0] + RPM_WINDOW_SECONDS
+            window = self.rpm_windows[client]
+            while window and window[0] <= now - RPM_WINDOW_SECONDS:
+                window.popleft()
+            if len(window) >= limit:
+                ages_out = window[0] + RPM_WINDOW_SECONDS
                 return Admission(
                     429,
                     {
@@ -202,34 +254,36 @@ class EmulatorState:
                     },
                     "Rate limit exceeded",
                 )
-            if self.active_jobs(now) >= self.settings.concurrency_limit:
+            if self.active_jobs(now, client) >= self.settings.concurrency_limit:
                 return Admission(429, {"Retry-After": "60"}, "Too many concurrent jobs")
-            self.rpm_window.append(now)
+            window.append(now)
             return Admission(
                 None,
                 {
                     "X-RateLimit-Limit": str(limit),
-                    "X-RateLimit-Remaining": str(max(0, limit - len(self.rpm_window))),
+                    "X-RateLimit-Remaining": str(max(0, limit - len(window))),
                     "X-RateLimit-Reset": str(int(now + RPM_WINDOW_SECONDS)),
                 },
             )
 
-    def active_jobs(self, now: float) -> int:
+    def active_jobs(self, now: float, client: str) -> int:
         return sum(
             1
             for generation in self.generations.values()
-            if generation.state_at(now) not in TERMINAL_STATES
+            if generation.client == client
+            and generation.state_at(now) not in TERMINAL_STATES
             and now - generation.created < ACTIVE_JOB_TTL_SECONDS
         )
 
     def create(
-        self, *, type: str, model: str, prompt: str, output_format: str, width: int, height: int
+        self, *, client: str, type: str, model: str, prompt: str, output_format: str, width: int, height: int
     ) -> Generation:
         with self.lock:
             now = self.clock()
             processing_at = now + self.settings.queued_seconds
             generation = Generation(
                 id=str(uuid.uuid4()),
+                client=client,
                 type=type,
                 model=model,
                 prompt=prompt,
@@ -245,9 +299,11 @@ class EmulatorState:
             self.generations_created += 1
             return generation
 
-    def get(self, generation_id: str) -> Generation | None:
+    def get(self, generation_id: str, client: str) -> Generation | None:
+        """The generation if ``client`` owns it: another client's is as unknown as a missing one."""
         with self.lock:
-            return self.generations.get(generation_id)
+            generation = self.generations.get(generation_id)
+            return generation if generation is not None and generation.client == client else None
 
     def plan_failures(self, code: str, count: int, reason: str | None) -> None:
         if code not in FAILURE_REASONS:
@@ -289,16 +345,17 @@ class EmulatorState:
         with self.lock:
             self.url_epoch += 1
 
-    def cached_output(self, generation_id: str, encode: Callable[[], bytes]) -> bytes:
-        """The encoded image for a generation, encoded once and kept for the most recent ones."""
+    def cached_output(self, generation_id: str, name: str, encode: Callable[[], bytes]) -> bytes:
+        """The encoded image ``name`` of a generation, encoded once and kept for the most recent ones."""
+        key = (generation_id, name)
         with self.lock:
-            cached = self.output_cache.get(generation_id)
+            cached = self.output_cache.get(key)
             if cached is not None:
-                self.output_cache.move_to_end(generation_id)
+                self.output_cache.move_to_end(key)
                 return cached
         image = encode()
         with self.lock:
-            self.output_cache[generation_id] = image
+            self.output_cache[key] = image
             while len(self.output_cache) > _OUTPUT_CACHE_SIZE:
                 self.output_cache.popitem(last=False)
         return image

@@ -4,20 +4,20 @@ Checks on a ``POST /v1/generations`` body, in the order the API notes suggest.
 Schema problems (malformed JSON, wrong JSON types, a missing prompt, an unknown enum value) answer 422
 with a FastAPI-style list ``detail``, since the documented 400s are all string details about values.
 Then, with documented string details where the docs give one: model, type, prompt length, aspect ratio,
-source/type consistency, ImageRef shape, reference count, manga/ratio (400), and finally the media
-itself (base64, size, content type, URL scheme: 422 or 413).
+source/type consistency, layering options, ImageRef shape, reference count, manga/ratio (400), and
+finally the media itself (base64, size, content, URL host, owned generations and files: 422 or 413).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_luma.testing.images import ASPECT_RATIOS, dimensions, read_dimensions
+from airflow_provider_luma.testing.images import ASPECT_RATIOS, dimensions, fit
+from airflow_provider_luma.testing.refs import REF_FIELDS, Lookups, Rejected, check_media, check_shape
+
+__all__ = ["Lookups", "ParsedRequest", "Rejected", "parse"]
 
 MODELS = ("uni-1", "uni-1-max", "ray-3.2")
 TYPES_BY_MODEL = {
@@ -25,29 +25,31 @@ TYPES_BY_MODEL = {
     "uni-1-max": ("image", "image_edit"),
     "ray-3.2": ("video", "video_edit", "video_reframe"),
 }
-#: The types this emulator can produce; the others are known to the API but not emulated.
-EMULATED_TYPES = ("image", "image_edit")
+#: The types this emulator can produce; ray-3.2's video types are known to the API but not emulated.
+EMULATED_TYPES = ("image", "image_edit", "layering")
+#: Types whose output keeps the source's shape, so ``aspect_ratio`` is ignored (documented for image_edit;
+#: inferred for layering, whose layers are cut from the source).
+SOURCE_SHAPED_TYPES = ("image_edit", "layering")
 VALID_RATIOS_TEXT = "1:1, 1:2, 1:3, 16:9, 2:1, 2:3, 3:1, 3:2, 9:16"
+#: The SDK's ``aspect_ratio`` enum (uni-1's nine plus the video ratios): anything else is a schema error.
+SDK_RATIOS = ("3:1", "2:1", "21:9", "16:9", "4:3", "3:2", "1:1", "3:4", "2:3", "9:16", "1:2", "1:3")
 PORTRAIT_RATIOS = ("2:3", "9:16", "1:2", "1:3")
 MAX_PROMPT = 6000
-MAX_IMAGE_BYTES = 50 * 1024 * 1024
-REF_FIELDS = ("url", "data", "generation_id", "file_id")
+MAX_LAYERING_PROMPT = 500
+#: The layer resolutions, and the layer's long edge as a share of ``long_edge`` (2k is the full edge).
+LAYERING_RESOLUTIONS = {"1k": 2, "2k": 1}
+#: The SDK documents no default resolution; 1k (the cheaper, faster one) is the emulator's guess.
+DEFAULT_LAYERING_RESOLUTION = "1k"
 _PYDANTIC_TYPE_CODES = {"string": "string_type", "boolean": "bool_type", "list": "list_type"}
-_ENUMS = {"style": ("auto", "manga"), "output_format": ("png", "jpeg")}
-
-
-class Rejected(Exception):
-    """The request is refused with ``status`` and ``detail`` (a string, or a list for schema errors)."""
-
-    def __init__(self, status: int, detail: str | list[dict[str, Any]]) -> None:
-        super().__init__(status, detail)
-        self.status = status
-        self.detail = detail
+_ENUMS = {"style": ("auto", "manga"), "output_format": ("png", "jpeg"), "aspect_ratio": SDK_RATIOS}
 
 
 @dataclass(frozen=True)
 class ParsedRequest:
-    """A valid request, reduced to what the emulator needs to produce the output."""
+    """A valid request, reduced to what the emulator needs to produce the output.
+
+    ``width`` and ``height`` are the output's size: of the image, or of each layer for ``layering``.
+    """
 
     prompt: str
     type: str
@@ -57,11 +59,7 @@ class ParsedRequest:
     height: int
 
 
-#: Looks up the (width, height) of an earlier generation by id, or None if unknown.
-SizeLookup = Callable[[str], "tuple[int, int] | None"]
-
-
-def parse(raw: bytes, long_edge: int, generation_size: SizeLookup) -> ParsedRequest:
+def parse(raw: bytes, long_edge: int, lookups: Lookups) -> ParsedRequest:
     """Validate a request body; raises ``Rejected`` with the first failing rule."""
     try:
         body = json.loads(raw)
@@ -69,12 +67,12 @@ def parse(raw: bytes, long_edge: int, generation_size: SizeLookup) -> ParsedRequ
         position = getattr(exc, "pos", 0)
         raise Rejected(
             422,
-            [_schema_error("json_invalid", [position], "JSON decode error", {}, {"error": str(exc)})],
+            [schema_error("json_invalid", [position], "JSON decode error", {}, {"error": str(exc)})],
         ) from exc
     _check_schema(body)
     model = "uni-1" if body.get("model") is None else body["model"]
     kind = "image" if body.get("type") is None else body["type"]
-    prompt: str = body["prompt"]
+    prompt: str = body.get("prompt") or ""
     ratio = body.get("aspect_ratio")
     source = body.get("source")
     refs: list[dict[str, Any]] = body.get("image_ref") or []
@@ -85,19 +83,24 @@ def parse(raw: bytes, long_edge: int, generation_size: SizeLookup) -> ParsedRequ
         raise Rejected(400, f"Type '{kind}' is not supported for model '{model}'")
     if kind not in EMULATED_TYPES:
         raise Rejected(400, f"Type '{kind}' is not supported by the Luma emulator")
-    if not 1 <= len(prompt) <= MAX_PROMPT:
-        raise Rejected(400, f"Prompt must be between 1 and {MAX_PROMPT} characters")
-    if ratio is not None and ratio not in ASPECT_RATIOS:
+    _check_prompt(kind, prompt)
+    if kind in SOURCE_SHAPED_TYPES:
+        ratio = None
+    elif ratio is not None and ratio not in ASPECT_RATIOS:
         raise Rejected(400, f"Invalid aspect_ratio '{ratio}'. Valid: {VALID_RATIOS_TEXT}")
-    if kind == "image_edit" and source is None:
-        raise Rejected(400, "source is required for type 'image_edit'")
+    if kind in SOURCE_SHAPED_TYPES and source is None:
+        raise Rejected(400, f"source is required for type '{kind}'")
     if kind == "image" and source is not None:
         raise Rejected(400, "source is only valid for type 'image_edit'")
+    if kind == "layering" and refs:
+        # Inferred wording: the SDK says the image to decompose rides ``source`` alone.
+        raise Rejected(400, "image_ref is not supported for type 'layering'")
+    resolution = _layering_resolution(body.get("layering")) if kind == "layering" else None
     labelled = ([("source", source)] if source is not None else []) + [
         (f"image_ref[{i}]", ref) for i, ref in enumerate(refs)
     ]
     for label, ref in labelled:
-        _check_ref_shape(label, ref)
+        check_shape(label, ref)
     if kind == "image_edit" and len(refs) > 8:
         raise Rejected(400, "image_edit supports up to 8 reference images (source occupies one slot)")
     if kind == "image" and len(refs) > 9:
@@ -105,17 +108,42 @@ def parse(raw: bytes, long_edge: int, generation_size: SizeLookup) -> ParsedRequ
     if body.get("style") == "manga" and ratio is not None and ratio not in PORTRAIT_RATIOS:
         portrait = ", ".join(PORTRAIT_RATIOS)
         raise Rejected(400, f"Style 'manga' requires a portrait aspect_ratio ({portrait}), got '{ratio}'")
-    sizes = {label: _check_media(label, ref, generation_size) for label, ref in labelled}
+    sizes = {label: check_media(label, ref, lookups) for label, ref in labelled}
 
     if kind == "image_edit":
-        # An edit keeps its source's size; the ratio is ignored.
+        # An edit keeps its source's size.
         width, height = sizes["source"] or dimensions(None, long_edge)
+    elif resolution is not None:
+        # Layers are cut from the source, so they keep its shape, at the resolution's long edge.
+        source_width, source_height = sizes["source"] or (1, 1)
+        width, height = fit(source_width, source_height, long_edge // LAYERING_RESOLUTIONS[resolution])
     else:
         width, height = dimensions(ratio, long_edge)
     return ParsedRequest(prompt, kind, model, body.get("output_format") or "png", width, height)
 
 
-def _schema_error(
+def _check_prompt(kind: str, prompt: str) -> None:
+    if kind != "layering":
+        if not 1 <= len(prompt) <= MAX_PROMPT:
+            raise Rejected(400, f"Prompt must be between 1 and {MAX_PROMPT} characters")
+    elif len(prompt) > MAX_LAYERING_PROMPT:
+        # The limit is the SDK's; the wording is inferred, after the documented prompt detail.
+        raise Rejected(400, f"Prompt must be at most {MAX_LAYERING_PROMPT} characters for type 'layering'")
+
+
+def _layering_resolution(options: Any) -> str:
+    """The layer resolution asked for; ``layering`` absent or null takes the default."""
+    resolution = None if options is None else options.get("resolution")
+    if resolution is None:
+        return DEFAULT_LAYERING_RESOLUTION
+    if resolution not in LAYERING_RESOLUTIONS:
+        # Inferred wording, after the documented aspect_ratio detail.
+        valid = ", ".join(LAYERING_RESOLUTIONS)
+        raise Rejected(400, f"Invalid layering.resolution '{resolution}'. Valid: {valid}")
+    return str(resolution)
+
+
+def schema_error(
     kind: str, loc: list[Any], msg: str, value: Any, ctx: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     error = {"type": kind, "loc": ["body", *loc], "msg": msg, "input": value}
@@ -128,7 +156,7 @@ def _check_schema(body: Any) -> None:
     if not isinstance(body, dict):
         raise Rejected(
             422,
-            [_schema_error("model_attributes_type", [], "Input should be a valid dictionary", body)],
+            [schema_error("model_attributes_type", [], "Input should be a valid dictionary", body)],
         )
     errors: list[dict[str, Any]] = []
 
@@ -138,22 +166,34 @@ def _check_schema(body: Any) -> None:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             article = "an" if name[0] in "aeiou" else "a"
             message = f"Input should be {article} valid {name}"
-            errors.append(_schema_error(_PYDANTIC_TYPE_CODES[name], loc, message, value))
+            errors.append(schema_error(_PYDANTIC_TYPE_CODES[name], loc, message, value))
 
-    if "prompt" not in body:
-        errors.append(_schema_error("missing", ["prompt"], "Field required", body))
-    else:
-        expect(["prompt"], body["prompt"], str, "string", nullable=False)
+    # The SDK types ``prompt`` as required, but layering takes none, so it may be absent (or null) there.
+    layering = body.get("type") == "layering"
+    if "prompt" not in body and not layering:
+        errors.append(schema_error("missing", ["prompt"], "Field required", body))
+    elif "prompt" in body:
+        expect(["prompt"], body["prompt"], str, "string", nullable=layering)
     for name in ("model", "type", "aspect_ratio", "user_id"):
         expect([name], body.get(name), str, "string")
     expect(["web_search"], body.get("web_search"), bool, "boolean")
     for name, allowed in _ENUMS.items():
         value = body.get(name)
         if value is not None and value not in allowed:
-            expected = " or ".join(f"'{choice}'" for choice in allowed)
+            quoted = [f"'{choice}'" for choice in allowed]
+            expected = f"{', '.join(quoted[:-1])} or {quoted[-1]}"
             errors.append(
-                _schema_error("enum", [name], f"Input should be {expected}", value, {"expected": expected})
+                schema_error("enum", [name], f"Input should be {expected}", value, {"expected": expected})
             )
+    layering_options = body.get("layering")
+    if layering_options is not None and not isinstance(layering_options, dict):
+        errors.append(
+            schema_error(
+                "model_attributes_type", ["layering"], "Input should be a valid dictionary", layering_options
+            )
+        )
+    elif layering_options is not None:
+        expect(["layering", "resolution"], layering_options.get("resolution"), str, "string")
     refs = body.get("image_ref")
     expect(["image_ref"], refs, list, "list")
     labelled: list[tuple[list[Any], Any]] = []
@@ -164,45 +204,10 @@ def _check_schema(body: Any) -> None:
     for loc, ref in labelled:
         if not isinstance(ref, dict):
             errors.append(
-                _schema_error("model_attributes_type", loc, "Input should be a valid dictionary", ref)
+                schema_error("model_attributes_type", loc, "Input should be a valid dictionary", ref)
             )
             continue
         for name in (*REF_FIELDS, "media_type"):
             expect([*loc, name], ref.get(name), str, "string")
     if errors:
         raise Rejected(422, errors)
-
-
-def _check_ref_shape(label: str, ref: dict[str, Any]) -> None:
-    given = [name for name in REF_FIELDS if ref.get(name) is not None]
-    if not given:
-        raise Rejected(400, f"{label}: provide either 'url' or 'data', not neither")
-    if len(given) > 1:
-        raise Rejected(400, f"{label}: provide either 'url' or 'data', not both")
-    if ref.get("data") is not None and ref.get("media_type") is None:
-        raise Rejected(400, f"{label}: 'media_type' is required with 'data'")
-
-
-def _check_media(label: str, ref: dict[str, Any], generation_size: SizeLookup) -> tuple[int, int] | None:
-    """Check one reference's media; returns its pixel size when it can be known."""
-    if ref.get("data") is not None:
-        try:
-            data = base64.b64decode(ref["data"], validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise Rejected(422, f"{label}: invalid base64 data") from exc
-        if len(data) > MAX_IMAGE_BYTES:
-            raise Rejected(413, f"{label}: image exceeds 50 MB limit")
-        if not ref["media_type"].startswith("image/"):
-            raise Rejected(422, f"{label}: content-type is not an image")
-        return read_dimensions(data)
-    if ref.get("url") is not None:
-        # The real fetch proxy takes https:// only; the emulator fetches nothing.
-        if not ref["url"].startswith("https://"):
-            raise Rejected(422, f"{label}: failed to fetch URL")
-        return None
-    if ref.get("generation_id") is not None:
-        size = generation_size(ref["generation_id"])
-        if size is None:
-            raise Rejected(422, f"{label}: generation not found")
-        return size
-    return None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from PIL import Image
 
 from airflow_provider_luma.testing import LumaEmulator
 
@@ -37,18 +39,34 @@ class Clocked:
     api: httpx.Client
 
 
-def api_client(emulator: LumaEmulator, timeout: httpx.Timeout | float = 10) -> httpx.Client:
+def api_client(
+    emulator: LumaEmulator, timeout: httpx.Timeout | float = 10, *, key: str | None = None
+) -> httpx.Client:
     return httpx.Client(
         base_url=emulator.base_url,
-        headers={"Authorization": f"Bearer {emulator.api_key}"},
+        headers={"Authorization": f"Bearer {key or emulator.api_key}"},
         timeout=timeout,
     )
+
+
+def image_bytes(width: int, height: int, image_format: str = "PNG") -> bytes:
+    """A real image encoded by Pillow (not by the emulator, so the emulator's reader is tested)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, format=image_format)
+    return buffer.getvalue()
 
 
 @pytest.fixture
 def api(luma_emulator: LumaEmulator) -> Iterator[httpx.Client]:
     """An authenticated client on the plugin's (real-time) emulator."""
     with api_client(luma_emulator) as client:
+        yield client
+
+
+@pytest.fixture
+def other_api(luma_emulator: LumaEmulator) -> Iterator[httpx.Client]:
+    """A client of the emulator's second account (``other_api_key``)."""
+    with api_client(luma_emulator, key=luma_emulator.other_api_key) as client:
         yield client
 
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from airflow_provider_luma.testing import LumaEmulator
-from airflow_provider_luma.testing import validation as emulator_validation
+from airflow_provider_luma.testing import refs as emulator_refs
 
 from .conftest import START, Clocked
 
@@ -208,8 +208,20 @@ def test_documented_400_details(
             "Style 'manga' requires a portrait aspect_ratio (2:3, 9:16, 1:2, 1:3), got '16:9'",
         ),
         (
-            {"prompt": "x", "type": "layering", "source": EDIT_SOURCE},
-            "Type 'layering' is not supported by the Luma emulator",
+            {"prompt": "x", "type": "video", "model": "ray-3.2"},
+            "Type 'video' is not supported by the Luma emulator",
+        ),
+        (
+            {"prompt": "x" * 501, "type": "layering", "source": EDIT_SOURCE},
+            "Prompt must be at most 500 characters for type 'layering'",
+        ),
+        (
+            {"prompt": "x", "type": "layering", "source": EDIT_SOURCE, "image_ref": [EDIT_SOURCE]},
+            "image_ref is not supported for type 'layering'",
+        ),
+        (
+            {"prompt": "x", "type": "layering", "source": EDIT_SOURCE, "layering": {"resolution": "4k"}},
+            "Invalid layering.resolution '4k'. Valid: 1k, 2k",
         ),
     ],
 )
@@ -307,7 +319,7 @@ def test_media_errors(
     api: httpx.Client, monkeypatch: pytest.MonkeyPatch, ref: dict, status: int, detail: str
 ) -> None:
     # The 50 MB cap scaled down to 100 bytes, so the test does not post 67 MB of base64.
-    monkeypatch.setattr(emulator_validation, "MAX_IMAGE_BYTES", 100)
+    monkeypatch.setattr(emulator_refs, "MAX_IMAGE_BYTES", 100)
     response = api.post("/generations", json={"prompt": "x", "image_ref": [ref]})
     assert (response.status_code, response.json()) == (status, {"detail": detail})
 
