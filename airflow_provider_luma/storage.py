@@ -64,6 +64,13 @@ def _media_type(content: bytes, field_name: str) -> str:
     return media_type
 
 
+def storage_path(value: Any, conn_id: str | None = None) -> ObjectStoragePath:
+    """An ``ObjectStoragePath`` as given, or one for a URL such as ``s3://bucket/key.png``."""
+    from airflow.sdk import ObjectStoragePath
+
+    return value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(str(value), conn_id=conn_id)
+
+
 def read_storage_image(value: Any, field_name: str, conn_id: str | None = None) -> ImageRef:
     """
     Read an image from object storage into a base64 reference, refusing files over 50 MB unread.
@@ -72,9 +79,7 @@ def read_storage_image(value: Any, field_name: str, conn_id: str | None = None) 
     :param field_name: the request field it fills, for errors.
     :param conn_id: the Airflow connection for a URL given as a string.
     """
-    from airflow.sdk import ObjectStoragePath
-
-    path = value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(str(value), conn_id=conn_id)
+    path = storage_path(value, conn_id)
     try:
         size = path.stat().st_size
     except FileNotFoundError:

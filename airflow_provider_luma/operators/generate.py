@@ -10,7 +10,6 @@ answers, and the next try of the task (a retry, a crash, a clear) reattaches to 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -20,7 +19,6 @@ from airflow.sdk import BaseOperator
 from airflow_provider_luma import _metrics, polling
 from airflow_provider_luma._compat import conf
 from airflow_provider_luma._failures import raise_for_task
-from airflow_provider_luma._submission import SubmissionLedger, request_id_for
 from airflow_provider_luma.exceptions import (
     LumaError,
     LumaGenerationFailedError,
@@ -28,22 +26,26 @@ from airflow_provider_luma.exceptions import (
     LumaRunBudgetExceededError,
 )
 from airflow_provider_luma.models import GenerationRequest, GenerationState, estimate_cost_of_described
+from airflow_provider_luma.operators._inputs import StagedInputs, should_upload
 from airflow_provider_luma.operators._rendering import RenderedReference, conceal, is_literal
-from airflow_provider_luma.spend import (
-    SPEND_XCOM_KEY,
-    RunBudget,
-    SpendEntry,
-    TaskSpend,
-    luma_task_ids,
-    read_run_spend,
+from airflow_provider_luma.operators._task_context import (
+    ledger_of,
+    published_this_try,
+    run_budget,
+    run_cap,
+    submission_request_id,
 )
-from airflow_provider_luma.storage import is_storage_reference, read_storage_image
+from airflow_provider_luma.storage import is_storage_reference, read_storage_image, storage_path
 
 if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
 
+    from airflow_provider_luma._submission import SubmissionLedger
     from airflow_provider_luma.hooks.luma import LumaHook
+    from airflow_provider_luma.spend import (
+        SpendEntry,
+    )
 
 #: Stands in for a storage reference while validating at DAG parse, where nothing is read.
 _PARSE_TIME_STORAGE_PLACEHOLDER = "https://storage.placeholder.invalid/image"
@@ -55,6 +57,7 @@ def _result(
     ledger: SubmissionLedger,
     billed_this_try: bool,
     request_id: str | None = None,
+    uploaded_inputs: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """
     The task's XCom: ids, state and cost, no URLs and no image bytes.
@@ -76,6 +79,7 @@ def _result(
         "billed_this_try": billed_this_try,
         "abandoned_generations": [_abandoned(entry) for entry in ledger.abandoned],
         "request": dict(described_request),
+        "uploaded_inputs": [dict(item) for item in uploaded_inputs],
     }
 
 
@@ -86,23 +90,6 @@ def _abandoned(entry: SpendEntry) -> dict[str, Any]:
         "model": entry.model,
         "estimated_cost_usd": entry.estimated_cost_usd,
     }
-
-
-def _run_cap(value: Any) -> float | None:
-    """The run's cap in USD: the task's, else ``[luma] max_run_cost_usd``; ``None`` (unset) is no cap."""
-    if value is None or value == "":
-        value = conf.get("luma", "max_run_cost_usd", fallback="") or None
-        if value is None:
-            return None
-    try:
-        cap = float(value)
-    except (TypeError, ValueError):
-        cap = math.nan
-    if not math.isfinite(cap) or cap < 0 or isinstance(value, bool):
-        raise LumaRequestValidationError(
-            "max_run_cost_usd", f"must be a number of USD, 0 or more, or unset for no cap (got {value!r})"
-        )
-    return cap
 
 
 class LumaGenerateImageOperator(BaseOperator):
@@ -134,6 +121,11 @@ class LumaGenerateImageOperator(BaseOperator):
     :param image_ref: up to 9 reference images (8 with a source), each in any form ``source`` takes.
         Templated.
     :param user_id: your end user's opaque id, for Luma's abuse attribution. Templated.
+    :param upload_inputs: how storage images (``source``, ``image_ref``) are sent: ``True`` as files
+        uploaded through Luma's Files API and referenced by ``file_id``, each uploaded once per
+        account and found again by its sha256 (a reference shared by 50 mapped tasks is uploaded
+        once); ``False`` inline as base64 in every request; unset (the default) as files when 4 MB
+        or more, else inline. URLs, generation ids and mappings are sent as given.
     :param storage_conn_id: the Airflow connection used to read storage URLs given as strings.
     :param luma_conn_id: the Luma connection. Templated.
     :param wait_for_completion: wait for the generation to end; ``False`` returns right after the
@@ -184,6 +176,7 @@ class LumaGenerateImageOperator(BaseOperator):
         source: Any = None,
         image_ref: Any = None,
         user_id: str | None = None,
+        upload_inputs: bool | None = None,
         storage_conn_id: str | None = None,
         luma_conn_id: str = "luma_default",
         wait_for_completion: bool = True,
@@ -206,6 +199,7 @@ class LumaGenerateImageOperator(BaseOperator):
         self.source = source
         self.image_ref = image_ref
         self.user_id = user_id
+        self.upload_inputs = upload_inputs
         self.storage_conn_id = storage_conn_id
         self.luma_conn_id = luma_conn_id
         self.wait_for_completion = wait_for_completion
@@ -221,9 +215,9 @@ class LumaGenerateImageOperator(BaseOperator):
             if is_literal(
                 [getattr(self, name) for name in self.template_fields if name != "max_run_cost_usd"]
             ):
-                self._build_request(read_storage=False)
+                self._build_request(staged=None)
             if is_literal(max_run_cost_usd):
-                _run_cap(max_run_cost_usd)
+                run_cap(max_run_cost_usd)
         except LumaRequestValidationError as error:
             raise_for_task(error)
 
@@ -237,19 +231,23 @@ class LumaGenerateImageOperator(BaseOperator):
         elif self.image_ref is not None:
             self.image_ref = conceal(self.image_ref, "image_ref[0]")
 
-    def _reference(self, value: Any, field_name: str, *, read_storage: bool) -> Any:
+    def _reference(self, value: Any, field_name: str, *, staged: StagedInputs | None) -> Any:
+        """A reference as the request takes it; storage images are read only with ``staged`` (at run time)."""
         if isinstance(value, RenderedReference):
             value = value.value
         if is_storage_reference(value):
-            if not read_storage:
+            if staged is None:
                 return _PARSE_TIME_STORAGE_PLACEHOLDER
-            return read_storage_image(value, field_name, self.storage_conn_id)
+            path = storage_path(value, self.storage_conn_id)
+            if should_upload(path, self.upload_inputs):
+                return staged.add(path, field_name)
+            return read_storage_image(path, field_name)
         if isinstance(value, Mapping) and "generation_id" in value and "state" in value:
             # The whole result of an upstream LumaGenerateImageOperator: chain on its generation.
             return value["generation_id"]
         return value
 
-    def _build_request(self, *, read_storage: bool) -> GenerationRequest:
+    def _build_request(self, *, staged: StagedInputs | None) -> GenerationRequest:
         refs = self.image_ref
         if refs is not None and not isinstance(refs, (list, tuple)):
             refs = [refs]
@@ -262,19 +260,22 @@ class LumaGenerateImageOperator(BaseOperator):
             output_format=self.output_format,
             web_search=self.web_search,
             user_id=self.user_id,
-            source=None
-            if self.source is None
-            else self._reference(self.source, "source", read_storage=read_storage),
+            source=None if self.source is None else self._reference(self.source, "source", staged=staged),
             image_ref=[
-                self._reference(ref, f"image_ref[{index}]", read_storage=read_storage)
+                self._reference(ref, f"image_ref[{index}]", staged=staged)
                 for index, ref in enumerate(refs or ())
             ],
         )
 
-    def _request(self) -> GenerationRequest:
-        """The validated request with storage images read: held in a local, never on a templated field."""
+    def _request(self, staged: StagedInputs) -> GenerationRequest:
+        """
+        The validated request with storage images read: held in a local, never on a templated field.
+
+        Images that go as files are staged (spooled and hashed), their references holding an id
+        derived from their bytes until :meth:`StagedInputs.resolve` uploads them.
+        """
         try:
-            return self._build_request(read_storage=True)
+            return self._build_request(staged=staged)
         except LumaRequestValidationError as error:
             raise_for_task(error)
 
@@ -284,14 +285,20 @@ class LumaGenerateImageOperator(BaseOperator):
         return LumaHook(luma_conn_id=self.luma_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        ledger = _ledger(context, self.log)
+        ledger = ledger_of(context, self.log)
         if ledger.record is not None:
             # Airflow cleared this task instance's XComs as the try started: the run must see what
             # its earlier tries spent before anything else (a bad input, say) can end the try.
             ledger.publish()
-        request = self._request()
+        with StagedInputs(self.log) as staged:
+            return self._submit_and_wait(context, ledger, staged)
+
+    def _submit_and_wait(
+        self, context: Context, ledger: SubmissionLedger, staged: StagedInputs
+    ) -> dict[str, Any]:
+        request = self._request(staged)
         try:
-            cap = _run_cap(self.max_run_cost_usd)
+            cap = run_cap(self.max_run_cost_usd)
         except LumaRequestValidationError as error:
             raise_for_task(error)
         # Once, before the POST: for a 40 MB source this digest takes a quarter of a second.
@@ -308,15 +315,23 @@ class LumaGenerateImageOperator(BaseOperator):
                 )
                 fresh = generation is None
                 if generation is None:
-                    budget = None if cap is None else _budget(context, cap, self.log)
+                    budget = None if cap is None else run_budget(context, cap, self.log)
+                    # Only a new submission needs its input files: a reattaching try uploads nothing.
+                    request = staged.resolve(hook, request)
                     generation = ledger.submit(
-                        hook, request, fingerprint, _request_id(context), budget=budget
+                        hook, request, fingerprint, submission_request_id(context), budget=budget
                     )
             except LumaError as error:
                 self._fail(error, ledger)
             context["ti"].xcom_push(key="generation_id", value=generation.id)
             if generation.state is GenerationState.COMPLETED or not self.wait_for_completion:
-                return _result(generation.summary(), request.describe(), ledger, ledger.billed_this_try)
+                return _result(
+                    generation.summary(),
+                    staged.describe(request),
+                    ledger,
+                    ledger.billed_this_try,
+                    uploaded_inputs=staged.resolved,
+                )
             plan = polling.PollPlan.starting_now(
                 generation.id,
                 timeout=self.timeout,
@@ -325,9 +340,16 @@ class LumaGenerateImageOperator(BaseOperator):
                 poll_interval=self.poll_interval,
             )
             if self.deferrable:
-                self._defer(plan, request, ledger)
+                self._defer(plan, staged.describe(request), ledger, staged.resolved)
             outcome = polling.wait_for_generation(hook.get_generation, plan)
-        return self._finish(context, outcome.payload(), request.describe(), generation.id, ledger)
+        return self._finish(
+            context,
+            outcome.payload(),
+            staged.describe(request),
+            generation.id,
+            ledger,
+            uploaded_inputs=staged.resolved,
+        )
 
     @staticmethod
     def _fail(error: LumaError, ledger: SubmissionLedger) -> NoReturn:
@@ -344,10 +366,21 @@ class LumaGenerateImageOperator(BaseOperator):
         raise ledger.final_failure(error) from error
 
     def _defer(
-        self, plan: polling.PollPlan, request: GenerationRequest, ledger: SubmissionLedger
+        self,
+        plan: polling.PollPlan,
+        described_request: dict[str, Any],
+        ledger: SubmissionLedger,
+        uploaded_inputs: list[dict[str, Any]],
     ) -> NoReturn:
         from airflow_provider_luma.triggers.luma import LumaGenerationTrigger
 
+        kwargs: dict[str, Any] = {
+            "request": described_request,
+            "generation_id": plan.generation_id,
+            "request_id": ledger.request_id,
+        }
+        if uploaded_inputs:
+            kwargs["uploaded_inputs"] = uploaded_inputs
         self.defer(
             trigger=LumaGenerationTrigger(
                 generation_id=plan.generation_id,
@@ -357,11 +390,7 @@ class LumaGenerateImageOperator(BaseOperator):
                 poll_interval=plan.poll_interval,
             ),
             method_name="execute_complete",
-            kwargs={
-                "request": request.describe(),
-                "generation_id": plan.generation_id,
-                "request_id": ledger.request_id,
-            },
+            kwargs=kwargs,
             timeout=timedelta(seconds=plan.deadline - polling.now() + polling.DEFERRAL_TIMEOUT_MARGIN),
         )
 
@@ -372,6 +401,7 @@ class LumaGenerateImageOperator(BaseOperator):
         request: dict[str, Any] | None = None,
         generation_id: str | None = None,
         request_id: str | None = None,
+        uploaded_inputs: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """
         Resume after the trigger's event.
@@ -380,11 +410,15 @@ class LumaGenerateImageOperator(BaseOperator):
         ``request_id`` come from the deferral's kwargs; ``dag.test()`` drops those, so they are then
         read from the submission record and the rendered fields.
         """
-        ledger = _ledger(context, self.log)
+        ledger = ledger_of(context, self.log)
         record = ledger.record
-        described = request if request is not None else self._request().describe()
+        if request is None:
+            with StagedInputs(self.log) as staged:
+                request = staged.describe(self._request(staged))
         expected = generation_id or (record.generation_id if record is not None else None)
-        return self._finish(context, event, described, expected, ledger, request_id)
+        return self._finish(
+            context, event, request, expected, ledger, request_id, uploaded_inputs=uploaded_inputs or ()
+        )
 
     def _finish(
         self,
@@ -394,6 +428,8 @@ class LumaGenerateImageOperator(BaseOperator):
         expected_generation_id: str | None,
         ledger: SubmissionLedger,
         request_id: str | None = None,
+        *,
+        uploaded_inputs: Sequence[Mapping[str, Any]] = (),
     ) -> dict[str, Any]:
         try:
             summary = polling.summary_or_raise(event, expected_generation_id)
@@ -404,53 +440,6 @@ class LumaGenerateImageOperator(BaseOperator):
         billed = (
             ledger.billed_this_try
             if ledger.record is not None
-            else _published_this_try(context, summary["generation_id"])
+            else published_this_try(context, summary["generation_id"])
         )
-        return _result(summary, described_request, ledger, billed, request_id)
-
-
-def _map_index(ti: Any) -> int:
-    return ti.map_index if ti.map_index is not None else -1
-
-
-def _ledger(context: Context, log: Any) -> SubmissionLedger:
-    """This task instance's submission record (per map index), and whether a person cleared it."""
-    ti = context["ti"]
-
-    def publish(entries: list[SpendEntry]) -> None:
-        spend = TaskSpend(ti.task_id, _map_index(ti), tuple(entries))
-        ti.xcom_push(key=SPEND_XCOM_KEY, value=spend.to_json())
-
-    return SubmissionLedger(
-        context.get("task_state_store"),
-        log,
-        max_tries=getattr(ti, "max_tries", None),
-        try_number=getattr(ti, "try_number", None),
-        publish=publish,
-    )
-
-
-def _published_this_try(context: Context, generation_id: str) -> bool:
-    """
-    Whether this try submitted ``generation_id``, without a submission record (Airflow < 3.3).
-
-    Airflow clears a task's XComs when a try starts, not when it resumes from a deferral: a
-    submission in this task instance's own ``luma_spend`` was published by this try.
-    """
-    ti = context["ti"]
-    published = read_run_spend(ti, [ti.task_id], map_index=_map_index(ti))
-    return any(entry.generation_id == generation_id for spend in published for entry in spend.entries)
-
-
-def _budget(context: Context, cap_usd: float, log: Any) -> RunBudget:
-    """The run's budget as this task instance sees it: every generate task of the DAG, all map indexes."""
-    ti = context["ti"]
-    task_ids = luma_task_ids(context["dag"])
-    label = TaskSpend(ti.task_id, _map_index(ti), ()).label
-    return RunBudget(cap_usd, lambda: read_run_spend(ti, task_ids), task_label=label, log=log)
-
-
-def _request_id(context: Context) -> str:
-    """This try's ``X-Request-Id``, naming the task so that a charge can be matched to it."""
-    ti = context["ti"]
-    return request_id_for(ti.dag_id, ti.run_id, ti.task_id, _map_index(ti), ti.try_number)
+        return _result(summary, described_request, ledger, billed, request_id, uploaded_inputs)

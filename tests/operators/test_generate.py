@@ -138,6 +138,7 @@ def test_worker_poll_returns_small_result_and_pushes_the_id(fake_hook: FakeHook,
             "model": "uni-1",
             "aspect_ratio": "16:9",
         },
+        "uploaded_inputs": [],
     }
     assert "X-Amz" not in json.dumps(result)
     assert context["ti"].xcom["generation_id"] == GEN_ID
