@@ -24,18 +24,26 @@ FLOOR_CONSTRAINTS := scripts/floor-constraints.txt
 # process-level checks that the main run already covers (markers are declared in pyproject.toml).
 FLOOR_MARKERS := not e2e and not packaging and not latest_airflow and not benchmark
 
+# The official SDK's source distribution, for its own test suite: tests/testing/test_sdk_suite.py runs the
+# SDK's tests/api_resources against the emulator. The wheel has no tests, hence the sdist. It is pinned by
+# version and by hash, because that test's tables classify exactly these tests. The version must match the
+# luma-agents pin in pyproject.toml, and that test checks it does.
+LUMA_AGENTS_VERSION := 0.5.0
+LUMA_AGENTS_SDIST_SHA256 := 2052f6fee00a99af6ac9a79bff27ce8ca6869d8a28bbb97f408b7b67efee3992
+SDK_SDIST := .cache/luma-agents-$(LUMA_AGENTS_VERSION)
+
 # Reads the installed version without importing Airflow (which takes seconds).
 export PRINT_AIRFLOW_VERSION := import importlib.metadata as m; print(m.version("apache-airflow"))
 
 # Never let uv fetch a Python build: the machine's own interpreter is the one we test with.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help demo test lint typecheck unit floor venv floor-venv clean
+.PHONY: help demo test lint typecheck unit floor venv floor-venv sdk-sdist clean
 
 help:
 	@echo "make demo   set everything up, then run the demo (scripts/demo.py)"
 	@echo "make test   set everything up, then lint, type-check, run the suite, and re-run it on the Airflow floor"
-	@echo "make clean  remove the virtual environments and build leftovers"
+	@echo "make clean  remove the virtual environments, the downloaded SDK sdist and build leftovers"
 
 $(UV):
 	$(PYTHON) -m venv $(BOOTSTRAP)
@@ -57,6 +65,23 @@ $(FLOOR_VENV)/.installed: pyproject.toml $(FLOOR_CONSTRAINTS) scripts/airflow_fl
 
 venv: $(VENV)/.installed
 floor-venv: $(FLOOR_VENV)/.installed
+sdk-sdist: $(SDK_SDIST)/.unpacked
+
+# The bootstrap environment's pip does the fetch: uv has no `pip download`, and the uv-made venvs have no pip.
+# `--no-binary luma-agents` asks for the sdist, and only for this package. The tools that build its metadata
+# may still come as wheels. The archive is unpacked to a temporary directory and moved into place only once
+# it is whole, so an interrupted run never leaves a half-unpacked tree that looks finished.
+$(SDK_SDIST)/.unpacked: | $(UV)
+	@echo "== fetching the luma-agents $(LUMA_AGENTS_VERSION) sdist (for its test suite) into $(SDK_SDIST)"
+	rm -rf $(SDK_SDIST) $(SDK_SDIST).tmp
+	mkdir -p $(SDK_SDIST).tmp
+	echo "luma-agents==$(LUMA_AGENTS_VERSION) --hash=sha256:$(LUMA_AGENTS_SDIST_SHA256)" > $(SDK_SDIST).tmp/requirement.txt
+	$(BOOTSTRAP)/bin/python -m pip download --quiet --disable-pip-version-check --no-deps \
+		--no-binary luma-agents --require-hashes -r $(SDK_SDIST).tmp/requirement.txt -d $(SDK_SDIST).tmp
+	tar -xzf $(SDK_SDIST).tmp/luma_agents-$(LUMA_AGENTS_VERSION).tar.gz -C $(SDK_SDIST).tmp
+	mv $(SDK_SDIST).tmp/luma_agents-$(LUMA_AGENTS_VERSION) $(SDK_SDIST)
+	rm -rf $(SDK_SDIST).tmp
+	touch $@
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python scripts/demo.py
@@ -71,11 +96,11 @@ typecheck: $(VENV)/.installed
 	time $(VENV)/bin/mypy
 
 # pytest's exit code 5 ("no tests collected") fails the target like any other error.
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed $(SDK_SDIST)/.unpacked
 	@echo "== pytest (full suite, Airflow $$($(VENV)/bin/python -c "$$PRINT_AIRFLOW_VERSION"))"
 	time $(VENV)/bin/pytest
 
-floor: $(FLOOR_VENV)/.installed
+floor: $(FLOOR_VENV)/.installed $(SDK_SDIST)/.unpacked
 	@echo "== pytest on the floor (Airflow $$($(FLOOR_VENV)/bin/python -c "$$PRINT_AIRFLOW_VERSION"))"
 	time $(FLOOR_VENV)/bin/pytest -m "$(FLOOR_MARKERS)"
 
@@ -87,4 +112,4 @@ test: $(VENV)/.installed
 	$(MAKE) --no-print-directory floor
 
 clean:
-	rm -rf $(BOOTSTRAP) $(VENV) $(FLOOR_VENV) dist build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(BOOTSTRAP) $(VENV) $(FLOOR_VENV) .cache dist build .pytest_cache .mypy_cache .ruff_cache
