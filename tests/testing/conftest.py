@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
+import luma_agents
 import pytest
 from PIL import Image
 
@@ -60,6 +61,16 @@ def image_bytes(width: int, height: int, image_format: str = "PNG") -> bytes:
 def api(luma_emulator: LumaEmulator) -> Iterator[httpx.Client]:
     """An authenticated client on the plugin's (real-time) emulator."""
     with api_client(luma_emulator) as client:
+        yield client
+
+
+@pytest.fixture
+def sdk(luma_emulator: LumaEmulator) -> Iterator[luma_agents.Luma]:
+    """The official SDK on the plugin's emulator, without retries (each call is one request)."""
+    # luma-agents 0.5.0 names the key ``auth_token``.
+    with luma_agents.Luma(
+        auth_token=luma_emulator.api_key, base_url=luma_emulator.base_url, max_retries=0
+    ) as client:
         yield client
 
 

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
 
 import httpx
 import luma_agents
@@ -17,18 +16,6 @@ import pytest
 from PIL import Image
 
 from airflow_provider_luma.testing import Fault, LumaEmulator
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-
-@pytest.fixture
-def sdk(luma_emulator: LumaEmulator) -> Iterator[luma_agents.Luma]:
-    # luma-agents 0.5.0 names the key ``auth_token``.
-    with luma_agents.Luma(
-        auth_token=luma_emulator.api_key, base_url=luma_emulator.base_url, max_retries=0
-    ) as client:
-        yield client
 
 
 def test_sdk_round_trip(sdk: luma_agents.Luma) -> None:
