@@ -1,9 +1,12 @@
 """
 A local stand-in for the Luma Agents API, for tests, demos and benchmarks.
 
-``LumaEmulator`` serves ``POST /v1/generations`` and ``GET /v1/generations/{id}`` as documented, plus
-presigned-style output URLs, on 127.0.0.1 in a background thread. It imports nothing from the rest of
-``airflow_provider_luma``: it stands for Luma, and sharing code with the client would hide mismatches.
+``LumaEmulator`` serves ``POST /v1/generations`` and ``GET /v1/generations/{id}`` (image, image_edit and
+layering), the Files API (``/v1/files`` with its presigned upload target), and presigned-style output URLs,
+on 127.0.0.1 in a background thread, for two clients (``api_key`` and ``other_api_key``) that cannot see
+each other's work. It imports nothing from the rest of ``airflow_provider_luma``: it stands for Luma, and
+sharing code with the client would hide mismatches. README.md beside this module lists the routes, the
+settings, the control plane and every behaviour the emulator had to infer.
 
 The names are resolved lazily so that importing the pytest plugin (loaded in every pytest run) does not
 pull in Starlette or uvicorn.

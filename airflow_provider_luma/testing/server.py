@@ -226,8 +226,7 @@ class LumaEmulator:
         self._state.configure(**settings)
 
     def reset(self) -> None:
-        """Forget generations, files, faults, planned failures, counters, rate windows and added keys;
-        restore the settings."""
+        """Forget generations, files, faults, plans, counters, rate windows, added keys; restore settings."""
         self._faults.clear()
         self._state.reset()
 

@@ -174,7 +174,7 @@ def _check_schema(body: Any) -> None:
         errors.append(schema_error("missing", ["prompt"], "Field required", body))
     elif "prompt" in body:
         expect(["prompt"], body["prompt"], str, "string", nullable=layering)
-    for name in ("model", "type", "aspect_ratio", "user_id"):
+    for name in ("model", "type", "user_id"):
         expect([name], body.get(name), str, "string")
     expect(["web_search"], body.get("web_search"), bool, "boolean")
     for name, allowed in _ENUMS.items():

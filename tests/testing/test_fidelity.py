@@ -271,13 +271,14 @@ def test_aspect_ratio_is_ignored_on_an_edit(
     assert Image.open(io.BytesIO(httpx.get(output["url"]).content)).size == (30, 10)
 
 
+@pytest.mark.parametrize("ratio", ["5:4", 5])
 @pytest.mark.parametrize("kind", ["image", "image_edit"])
-def test_a_ratio_outside_the_sdk_enum_is_a_schema_error(api: httpx.Client, kind: str) -> None:
+def test_a_ratio_outside_the_sdk_enum_is_a_schema_error(api: httpx.Client, kind: str, ratio: Any) -> None:
     body = {
         "prompt": "x",
         "type": kind,
         "source": EDIT_SOURCE if kind == "image_edit" else None,
-        "aspect_ratio": "5:4",
+        "aspect_ratio": ratio,
     }
     response = api.post("/generations", json=body)
     assert response.status_code == 422

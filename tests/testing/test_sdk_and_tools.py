@@ -176,7 +176,17 @@ def test_emulator_imports_nothing_from_the_product() -> None:
 def test_python_m_serves_until_interrupted(stop_signal: signal.Signals) -> None:
     # Started with SIGINT ignored, as a shell starts a background job (and as CI may run us).
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_luma.testing", "--long-edge", "32", "--queued-seconds", "0"],
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_luma.testing",
+            "--long-edge",
+            "32",
+            "--queued-seconds",
+            "0",
+            # A switch: argparse's type=bool would have read any value as True.
+            "--allow-loopback-urls",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -187,10 +197,11 @@ def test_python_m_serves_until_interrupted(stop_signal: signal.Signals) -> None:
         base_url = process.stdout.readline().split(": ", 1)[1].strip()
         api_key = process.stdout.readline().split(": ", 1)[1].strip()
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+        loopback = {"prompt": "x", "image_ref": [{"url": "http://127.0.0.1/a.png"}]}
         response = httpx.post(
-            f"{base_url}/generations", json={"prompt": "x"}, headers={"Authorization": f"Bearer {api_key}"}
+            f"{base_url}/generations", json=loopback, headers={"Authorization": f"Bearer {api_key}"}
         )
-        assert response.status_code == 201
+        assert response.status_code == 201, response.text
         process.send_signal(stop_signal)
         try:
             code = process.wait(timeout=30)
