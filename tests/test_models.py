@@ -148,8 +148,28 @@ def test_references_given_bare_or_as_image_refs() -> None:
 
 def test_is_generation_id() -> None:
     assert is_generation_id(GEN_ID) and not is_generation_id("g1")
+    assert is_generation_id(GEN_ID.upper())  # hex digits in either case
     assert not is_generation_id(uuid.UUID(GEN_ID))  # not a string: not accepted as a wire id
     assert not is_generation_id(None)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "{" + GEN_ID + "}",
+        "urn:uuid:" + GEN_ID,
+        GEN_ID.replace("-", ""),
+        GEN_ID + "\n",
+        " " + GEN_ID,
+        GEN_ID[:8] + GEN_ID[9:13] + "-" + GEN_ID[13:],  # hyphens moved
+    ],
+)
+def test_only_the_canonical_spelling_of_a_uuid_is_a_generation_id(spelling: str) -> None:
+    # uuid.UUID reads all of these as the same id: each would be a second path for one generation.
+    assert uuid.UUID(spelling.strip()) == uuid.UUID(GEN_ID)
+    assert not is_generation_id(spelling)
+    with pytest.raises(LumaRequestValidationError, match="UUID"):
+        ImageRef(generation_id=spelling, field_name="source")
 
 
 # ------------------------------------------------------------------------- describe, fingerprint

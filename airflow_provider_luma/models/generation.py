@@ -6,7 +6,7 @@ This module does no I/O; :mod:`airflow_provider_luma.models.request` holds what 
 
 from __future__ import annotations
 
-import uuid
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -17,15 +17,20 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
+#: The canonical UUID form the API gives ids in: 8-4-4-4-12 hex digits, either case.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
 def is_generation_id(value: object) -> bool:
-    """Whether ``value`` is a string in the form of a generation id (a UUID)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+    """
+    Whether ``value`` is a string in the form of a generation (or file) id: a canonical UUID.
+
+    Only the hyphenated 8-4-4-4-12 form counts. ``uuid.UUID`` also takes braces, a ``urn:uuid:``
+    prefix and the bare 32 digits, but the API names its objects in the canonical form, and an id
+    goes into URL paths and object names as given: a second spelling of one id would be a second
+    path for the same generation.
+    """
+    return isinstance(value, str) and _CANONICAL_UUID.fullmatch(value) is not None
 
 
 class GenerationState(str, Enum):
