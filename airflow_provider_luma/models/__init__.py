@@ -2,8 +2,9 @@
 What the Luma Agents API takes and gives, as typed values, with all local validation.
 
 Two sides, one module each: :mod:`.request` (what is sent: the request and its image references,
-every documented rule checked before any paid call, and the published prices) and :mod:`.generation`
-(what comes back: a generation, its states, failure codes and outputs). Import from here.
+every documented rule checked before any paid call) and :mod:`.generation` (what comes back: a
+generation, its states, failure codes, outputs and their layers); :mod:`.pricing` holds the published
+prices of a request. Import from here.
 """
 
 from __future__ import annotations
@@ -13,13 +14,23 @@ from airflow_provider_luma.models.generation import (
     Generation,
     GenerationOutput,
     GenerationState,
+    Layer,
     failure_code_is_retryable,
     is_generation_id,
+)
+from airflow_provider_luma.models.pricing import (
+    PRICED_TYPES,
+    estimate_cost_of_described,
+    estimate_cost_usd,
+    published_price_usd,
 )
 from airflow_provider_luma.models.request import (
     ASPECT_RATIOS,
     GENERATION_TYPES,
     IMAGE_SIGNATURES,
+    LAYERING_MODEL,
+    LAYERING_PROMPT_MAX_CHARS,
+    LAYERING_RESOLUTIONS,
     MAX_IMAGE_BYTES,
     MAX_REFERENCES,
     MAX_REFERENCES_WITH_SOURCE,
@@ -28,11 +39,10 @@ from airflow_provider_luma.models.request import (
     OUTPUT_FORMATS,
     PORTRAIT_ASPECT_RATIOS,
     PROMPT_MAX_CHARS,
+    SOURCE_TYPES,
     STYLES,
     GenerationRequest,
     ImageRef,
-    estimate_cost_of_described,
-    estimate_cost_usd,
     sniff_media_type,
 )
 
@@ -40,6 +50,9 @@ __all__ = [
     "ASPECT_RATIOS",
     "GENERATION_TYPES",
     "IMAGE_SIGNATURES",
+    "LAYERING_MODEL",
+    "LAYERING_PROMPT_MAX_CHARS",
+    "LAYERING_RESOLUTIONS",
     "MAX_IMAGE_BYTES",
     "MAX_REFERENCES",
     "MAX_REFERENCES_WITH_SOURCE",
@@ -47,7 +60,9 @@ __all__ = [
     "MODELS",
     "OUTPUT_FORMATS",
     "PORTRAIT_ASPECT_RATIOS",
+    "PRICED_TYPES",
     "PROMPT_MAX_CHARS",
+    "SOURCE_TYPES",
     "STYLES",
     "FailureCode",
     "Generation",
@@ -55,9 +70,11 @@ __all__ = [
     "GenerationRequest",
     "GenerationState",
     "ImageRef",
+    "Layer",
     "estimate_cost_of_described",
     "estimate_cost_usd",
     "failure_code_is_retryable",
     "is_generation_id",
+    "published_price_usd",
     "sniff_media_type",
 ]

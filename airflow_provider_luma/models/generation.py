@@ -96,6 +96,54 @@ def failure_code_is_retryable(code: str | None) -> bool:
 
 
 @dataclass(frozen=True)
+class Layer:
+    """
+    What a ``layering`` output is: one RGBA layer of the source, front to back.
+
+    :param index: the layer's position, counted from the front; the last layer is the background.
+    :param label: a short (one or two word) name, as the server gave it (not safe as a path).
+    :param description: a caption of the layer's content.
+    :param alpha_hint: the edges of its transparency: ``soft``, ``hard`` or ``none`` (the opaque
+        background); another string is kept as sent.
+    """
+
+    index: int
+    label: str = ""
+    description: str = ""
+    alpha_hint: str = ""
+
+    @classmethod
+    def from_json(cls, value: object) -> Layer | None:
+        """
+        A layer as the API (or a metadata record) gives it; ``None`` for anything without an index.
+
+        Lenient on purpose: a layer describes an output, the image is the product. A layer this
+        provider cannot read must not cost the generation's outputs, which are billed and whose
+        URLs are good for an hour, so a malformed one reads as no layer (the output still stores,
+        under its output index). Unknown keys are ignored, missing text reads as empty.
+        """
+        if not isinstance(value, dict):
+            return None
+        index = value.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            return None
+
+        def text(key: str) -> str:
+            item = value.get(key)
+            return item if isinstance(item, str) else ""
+
+        return cls(index, text("label"), text("description"), text("alpha_hint"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "label": self.label,
+            "description": self.description,
+            "alpha_hint": self.alpha_hint,
+        }
+
+
+@dataclass(frozen=True)
 class GenerationOutput:
     """
     One output of a completed generation.
@@ -103,10 +151,20 @@ class GenerationOutput:
     :param type: the media word, ``image`` for uni-1.
     :param url: a presigned URL, valid one hour and minted afresh on each GET. A secret: kept out of
         ``repr`` so it cannot slip into a log line.
+    :param layer: for a ``layering`` job, which layer this output is; ``None`` otherwise.
     """
 
     type: str
     url: str = field(repr=False)
+    layer: Layer | None = None
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> GenerationOutput:
+        return cls(
+            type=str(item.get("type") or "image"),
+            url=str(item["url"]),
+            layer=Layer.from_json(item.get("layer")),
+        )
 
 
 @dataclass(frozen=True)
@@ -117,9 +175,9 @@ class Generation:
     :param id: the generation's UUID.
     :param state: where it is in ``queued -> processing -> completed | failed``.
     :param model: the model that runs it.
-    :param type: ``image`` or ``image_edit``.
+    :param type: ``image``, ``image_edit`` or ``layering``.
     :param created_at: ISO-8601 UTC creation time, as the API gave it.
-    :param output: the outputs (one image) once completed.
+    :param output: the outputs once completed: one image, or one per layer for ``layering``.
     :param failure_code: the ``failure_code`` once failed.
     :param failure_reason: the human-readable reason once failed.
     :param request_id: the ``X-Request-Id`` of the response this was read from.
@@ -149,10 +207,7 @@ class Generation:
                 model=str(body.get("model") or ""),
                 type=str(body.get("type") or ""),
                 created_at=str(body.get("created_at") or ""),
-                output=tuple(
-                    GenerationOutput(type=str(item.get("type") or "image"), url=str(item["url"]))
-                    for item in body.get("output") or ()
-                ),
+                output=tuple(GenerationOutput.from_json(item) for item in body.get("output") or ()),
                 failure_code=body.get("failure_code"),
                 failure_reason=body.get("failure_reason"),
                 request_id=request_id,
@@ -177,7 +232,13 @@ class Generation:
         )
 
     def summary(self) -> dict[str, Any]:
-        """What may go to XCom, logs and trigger events: ids and states, never the presigned URLs."""
+        """
+        What may go to XCom, logs and trigger events: ids and states, never the presigned URLs.
+
+        ``layers`` lists the layers of a layering job (empty otherwise), each with the position of
+        its output (``output_index``, what ``download_output(index=...)`` and the upload's ``{index}``
+        take).
+        """
         return {
             "generation_id": self.id,
             "state": self.reported_state or self.state.value,
@@ -185,6 +246,11 @@ class Generation:
             "type": self.type,
             "created_at": self.created_at,
             "output_count": len(self.output),
+            "layers": [
+                {"output_index": position, **output.layer.to_json()}
+                for position, output in enumerate(self.output)
+                if output.layer is not None
+            ],
             "failure_code": self.failure_code,
             "failure_reason": self.failure_reason,
             "request_id": self.request_id,

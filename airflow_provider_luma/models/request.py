@@ -25,9 +25,16 @@ from urllib.parse import urlsplit
 from airflow_provider_luma._redaction import redact_secrets
 from airflow_provider_luma.exceptions import LumaRequestValidationError
 from airflow_provider_luma.models.generation import is_generation_id
+from airflow_provider_luma.models.pricing import published_price_usd
 
 MODELS: tuple[str, ...] = ("uni-1", "uni-1-max")
-GENERATION_TYPES: tuple[str, ...] = ("image", "image_edit")
+GENERATION_TYPES: tuple[str, ...] = ("image", "image_edit", "layering")
+#: The types that work on a ``source`` image (and require one).
+SOURCE_TYPES: tuple[str, ...] = ("image_edit", "layering")
+#: A layering job runs on this model only.
+LAYERING_MODEL = "uni-1"
+#: ``layering.resolution``: the size every layer is rendered at (``2k`` costs more per layer).
+LAYERING_RESOLUTIONS: tuple[str, ...] = ("1k", "2k")
 #: The nine ratios uni-1 accepts, in the order the API lists them in its 400 detail.
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "1:2", "1:3", "16:9", "2:1", "2:3", "3:1", "3:2", "9:16")
 #: ``style="manga"`` accepts only these ratios (or none).
@@ -36,6 +43,8 @@ STYLES: tuple[str, ...] = ("auto", "manga")
 OUTPUT_FORMATS: tuple[str, ...] = ("png", "jpeg")
 MEDIA_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp", "image/gif")
 PROMPT_MAX_CHARS = 6000
+#: A layering prompt only guides the split, and is optional.
+LAYERING_PROMPT_MAX_CHARS = 500
 #: Decoded bytes allowed per input image (the API's 50 MB).
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 MAX_REFERENCES = 9
@@ -55,11 +64,6 @@ IMAGE_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 _SIGNATURE_BASE64_CHARS = 16
 #: The most of a bad value an error message quotes: enough to recognise it, not a body.
 _QUOTED_CHARS = 40
-
-#: Published pay-as-you-go prices in USD per image (2K output): (no input image, first input image).
-_BASE_PRICE_USD: dict[str, tuple[float, float]] = {"uni-1": (0.0404, 0.0434), "uni-1-max": (0.1000, 0.1030)}
-#: Each input image after the first adds this much.
-_PRICE_PER_EXTRA_IMAGE_USD = 0.0030
 
 
 def _choices(values: Sequence[str]) -> str:
@@ -250,20 +254,26 @@ class GenerationRequest:
     """
     A validated body for ``POST /v1/generations``.
 
-    :param prompt: 1 to 6000 characters.
-    :param type: ``image`` (text to image) or ``image_edit`` (needs ``source``).
+    :param prompt: 1 to 6000 characters; for ``layering`` optional (``None`` or empty: not sent), else
+        1 to 500 characters that guide how the source is split.
+    :param type: ``image`` (text to image), ``image_edit`` (needs ``source``) or ``layering`` (splits
+        ``source`` into RGBA layers; model ``uni-1`` only).
     :param model: ``uni-1`` or ``uni-1-max``.
     :param aspect_ratio: one of the nine ratios, or ``None`` to let the model choose. Ignored by the
-        API on edits (the output keeps the source's size).
-    :param style: ``auto`` or ``manga`` (portrait ratios only), or ``None`` for the API's default.
+        API on edits (the output keeps the source's size); refused for ``layering``.
+    :param style: ``auto`` or ``manga`` (portrait ratios only), or ``None`` for the API's default;
+        refused for ``layering``.
     :param output_format: ``png`` or ``jpeg``, or ``None`` to let the model choose.
     :param web_search: let the model search the web before generating.
-    :param source: the image to edit; required for ``image_edit``, refused otherwise.
-    :param image_ref: up to 9 reference images (8 with a source).
+    :param source: the image to edit or to split; required for ``image_edit`` and ``layering``,
+        refused otherwise.
+    :param image_ref: up to 9 reference images (8 with a source); refused for ``layering``.
     :param user_id: your end user's opaque id, for Luma's abuse attribution and usage reports.
+    :param layering: ``{"resolution": "1k" | "2k"}`` for ``layering`` (``None``: the server's
+        default); refused for any other type.
     """
 
-    prompt: str
+    prompt: str | None = None
     type: str = "image"
     model: str = "uni-1"
     aspect_ratio: str | None = None
@@ -273,15 +283,13 @@ class GenerationRequest:
     source: ImageRef | None = None
     image_ref: tuple[ImageRef, ...] = ()
     user_id: str | None = None
+    # Out of the hash (a dict is not hashable); equality still compares it.
+    layering: Mapping[str, str] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         self._check_choice("model", self.model, MODELS)
         self._check_choice("type", self.type, GENERATION_TYPES)
-        if not isinstance(self.prompt, str) or not 1 <= len(self.prompt) <= PROMPT_MAX_CHARS:
-            length = len(self.prompt) if isinstance(self.prompt, str) else type(self.prompt).__name__
-            raise LumaRequestValidationError(
-                "prompt", f"must be between 1 and {PROMPT_MAX_CHARS} characters (got {length})"
-            )
+        self._check_prompt()
         if self.aspect_ratio is not None:
             self._check_choice("aspect_ratio", self.aspect_ratio, ASPECT_RATIOS)
         if self.style is not None:
@@ -292,16 +300,12 @@ class GenerationRequest:
             raise LumaRequestValidationError(
                 "web_search", f"must be true or false (got {_quoted(self.web_search)})"
             )
-        if self.type == "image_edit" and self.source is None:
-            raise LumaRequestValidationError("source", "is required for type 'image_edit'")
-        if self.type != "image_edit" and self.source is not None:
-            raise LumaRequestValidationError("source", "is only valid for type 'image_edit'")
-        limit = MAX_REFERENCES_WITH_SOURCE if self.source is not None else MAX_REFERENCES
-        if len(self.image_ref) > limit:
+        self._check_inputs()
+        if self.type == "layering":
+            self._check_layering_job()
+        elif self.layering is not None:
             raise LumaRequestValidationError(
-                "image_ref",
-                f"at most {limit} reference images for type '{self.type}' (got {len(self.image_ref)})"
-                + ("; the source occupies one of the 9 slots" if self.source is not None else ""),
+                "layering", f"is only valid for type 'layering' (got type {self.type!r})"
             )
         if (
             self.style == "manga"
@@ -317,6 +321,77 @@ class GenerationRequest:
             raise LumaRequestValidationError(
                 "user_id", f"must be a string (got {type(self.user_id).__name__})"
             )
+
+    def _check_prompt(self) -> None:
+        prompt = self.prompt
+        if self.type == "layering":
+            # Optional there: the server plans the layers from the source, a prompt only guides it.
+            if prompt is None or prompt == "":
+                return
+            limit, rule = (
+                LAYERING_PROMPT_MAX_CHARS,
+                f"at most {LAYERING_PROMPT_MAX_CHARS} characters for type 'layering'",
+            )
+        else:
+            limit, rule = PROMPT_MAX_CHARS, f"between 1 and {PROMPT_MAX_CHARS} characters"
+        if not isinstance(prompt, str) or not 1 <= len(prompt) <= limit:
+            length = len(prompt) if isinstance(prompt, str) else type(prompt).__name__
+            raise LumaRequestValidationError("prompt", f"must be {rule} (got {length})")
+
+    def _check_inputs(self) -> None:
+        """The source where the type needs one and nowhere else, and the references' slots."""
+        if self.type in SOURCE_TYPES and self.source is None:
+            raise LumaRequestValidationError("source", f"is required for type {self.type!r}")
+        if self.type not in SOURCE_TYPES and self.source is not None:
+            raise LumaRequestValidationError(
+                "source", f"is only valid for type {' or '.join(map(repr, SOURCE_TYPES))}"
+            )
+        if self.type == "layering" and self.image_ref:
+            raise LumaRequestValidationError(
+                "image_ref", "is not valid for type 'layering': the source is the only image it splits"
+            )
+        limit = MAX_REFERENCES_WITH_SOURCE if self.source is not None else MAX_REFERENCES
+        if len(self.image_ref) > limit:
+            raise LumaRequestValidationError(
+                "image_ref",
+                f"at most {limit} reference images for type '{self.type}' (got {len(self.image_ref)})"
+                + ("; the source occupies one of the 9 slots" if self.source is not None else ""),
+            )
+
+    def _check_layering_job(self) -> None:
+        """What only a layering job requires: its model, no framing of the output, valid options."""
+        if self.model != LAYERING_MODEL:
+            raise LumaRequestValidationError(
+                "model", f"type 'layering' runs on model {LAYERING_MODEL!r} only (got {self.model!r})"
+            )
+        for name in ("aspect_ratio", "style"):
+            if getattr(self, name) is not None:
+                raise LumaRequestValidationError(
+                    name,
+                    "is not used by type 'layering': the server plans the layers from the source, "
+                    "which sets their shape; leave it unset",
+                )
+        if self.layering is None:
+            return
+        if not isinstance(self.layering, Mapping):
+            raise LumaRequestValidationError(
+                "layering",
+                f"expected a mapping {{'resolution': {' | '.join(map(repr, LAYERING_RESOLUTIONS))}}} "
+                f"(got {type(self.layering).__name__})",
+            )
+        unknown = set(self.layering) - {"resolution"}
+        if unknown:
+            raise LumaRequestValidationError(
+                "layering", f"unknown keys {sorted(map(str, unknown))}; valid: resolution"
+            )
+        resolution = self.layering.get("resolution")
+        if "resolution" in self.layering and resolution not in LAYERING_RESOLUTIONS:
+            raise LumaRequestValidationError(
+                "layering",
+                f"invalid resolution {_quoted(resolution)}; valid: {_choices(LAYERING_RESOLUTIONS)}",
+            )
+        # A copy: the caller's mapping, changed later, must not change a request already checked.
+        object.__setattr__(self, "layering", dict(self.layering))
 
     @staticmethod
     def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
@@ -347,8 +422,11 @@ class GenerationRequest:
 
     def to_json(self) -> dict[str, Any]:
         """The body to POST; fields left unset are omitted so the server applies its defaults."""
-        body: dict[str, Any] = {"prompt": self.prompt, "type": self.type, "model": self.model}
+        body: dict[str, Any] = {"type": self.type, "model": self.model}
+        if self.prompt:  # a layering job's missing or empty prompt is not sent
+            body["prompt"] = self.prompt
         optional = {
+            "layering": None if self.layering is None else dict(self.layering),
             "aspect_ratio": self.aspect_ratio,
             "style": self.style,
             "output_format": self.output_format,
@@ -381,30 +459,11 @@ class GenerationRequest:
     def input_image_count(self) -> int:
         return len(self.image_ref) + (1 if self.source is not None else 0)
 
-    def estimated_cost_usd(self) -> float:
-        """The published pay-as-you-go price of this request; an estimate, Luma's invoice is the truth."""
-        return estimate_cost_usd(self.model, self.input_image_count)
+    def estimated_cost_usd(self) -> float | None:
+        """
+        The published pay-as-you-go price of this request; an estimate, Luma's invoice is the truth.
 
-
-def estimate_cost_usd(model: str, input_image_count: int) -> float:
-    """Price of one generation from the published table: a base per model, plus per extra input image."""
-    text_only, first_image = _BASE_PRICE_USD[model]
-    if input_image_count == 0:
-        return text_only
-    return round(first_image + _PRICE_PER_EXTRA_IMAGE_USD * (input_image_count - 1), 4)
-
-
-def estimate_cost_of_described(described: Mapping[str, Any]) -> float | None:
-    """
-    The published price of a request known only by its description (:meth:`GenerationRequest.describe`).
-
-    The description is what outlives the task that submitted the request (the generate operator's
-    XCom, a metadata record), so this is how later tasks price a generation. Every input image is
-    priced: the references and an edit's source. ``None`` when the description names no model the
-    price table knows (a hand-written dict): no figure is better than a guessed one.
-    """
-    model = described.get("model")
-    if model not in _BASE_PRICE_USD:
-        return None
-    input_images = len(described.get("image_ref") or ()) + (1 if described.get("source") else 0)
-    return estimate_cost_usd(model, input_images)
+        ``None`` for a layering job: Luma publishes no per-layer price, and the server picks how
+        many layers to make.
+        """
+        return published_price_usd(self.model, self.type, self.input_image_count)
