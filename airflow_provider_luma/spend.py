@@ -8,7 +8,9 @@ changed, ``resubmit_on_retry``, a clear after a failure). The write-ahead submis
 (:mod:`airflow_provider_luma._submission`) is the source: it keeps the list across tries, and Airflow
 clears a task's XComs when a new try starts, so each try publishes the list again before it checks
 the budget. Every figure is the published list price (:func:`~airflow_provider_luma.models.
-estimate_cost_usd`): Luma refunds some failures, which the estimate (and the cap) still count.
+estimate_cost_usd`): Luma refunds some failures, which the estimate (and the cap) still count. A
+submission Luma publishes no price for (``type="layering"``) is kept with no figure (``None``):
+it is counted as ``unpriced``, never summed as a guess, and a task under a cap may not make one.
 
 The guard (:class:`RunBudget`) reserves before it checks: the task's own reservation is published
 (the write-ahead record), then the run's spend is read, and the POST goes out only if everything
@@ -20,12 +22,13 @@ resolves waits for it, the earliest reservation going first, for a few seconds b
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_luma.exceptions import LumaRunBudgetExceededError
+from airflow_provider_luma.exceptions import LumaError, LumaRunBudgetExceededError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -47,31 +50,42 @@ class SpendEntry:
     :param request_id: the POST's ``X-Request-Id``.
     :param generation_id: the generation Luma named; ``None`` while unanswered or of unknown fate.
     :param model: the model asked for.
-    :param estimated_cost_usd: its list price.
+    :param estimated_cost_usd: its list price; ``None`` when Luma publishes none (a layering job).
     :param status: ``reserved``, ``submitted`` or ``abandoned``.
     :param reserved_at: epoch seconds of the reservation; the earliest goes first in a race.
+    :param type: the generation type asked for (``""`` when published before the type was kept),
+        which names what has no price.
     """
 
     request_id: str
     generation_id: str | None
     model: str
-    estimated_cost_usd: float
+    estimated_cost_usd: float | None
     status: str
     reserved_at: float = 0.0
+    type: str = ""
 
     @classmethod
     def from_json(cls, value: Any) -> SpendEntry | None:
-        """An entry as published (``None`` for anything that is not one)."""
-        if not isinstance(value, dict) or not isinstance(value.get("estimated_cost_usd"), (int, float)):
+        """An entry as published (``None`` for anything that is not one); a null cost is unpriced."""
+        if not isinstance(value, dict) or "estimated_cost_usd" not in value:
+            return None
+        cost = value["estimated_cost_usd"]
+        if cost is not None and (not isinstance(cost, (int, float)) or isinstance(cost, bool)):
             return None
         return cls(
             request_id=str(value.get("request_id") or ""),
             generation_id=value.get("generation_id") or None,
             model=str(value.get("model") or ""),
-            estimated_cost_usd=float(value["estimated_cost_usd"]),
+            estimated_cost_usd=None if cost is None else float(cost),
             status=str(value.get("status") or RESERVED),
             reserved_at=float(value.get("reserved_at") or 0.0),
+            type=str(value.get("type") or ""),
         )
+
+    @property
+    def priced(self) -> bool:
+        return self.estimated_cost_usd is not None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,30 +153,55 @@ def read_run_spend(ti: Any, task_ids: Sequence[str], *, map_index: int | None = 
 
 
 def total_usd(entries: Iterable[SpendEntry]) -> float:
-    return round(sum(entry.estimated_cost_usd for entry in entries), 6)
+    """The sum of the priced entries (an unpriced one adds nothing it could be known to cost)."""
+    return round(
+        sum(entry.estimated_cost_usd for entry in entries if entry.estimated_cost_usd is not None), 6
+    )
+
+
+def _unpriced_what(entry: SpendEntry) -> str:
+    return f"type {entry.type!r}" if entry.type else "this request"
 
 
 def spend_report(spends: Sequence[TaskSpend]) -> dict[str, Any]:
     """
     What a run spent: the total, per task, per model, and how many submissions were abandoned or of
     unknown fate (each counted at its list price).
+
+    Submissions without a published price (layering jobs) are in ``submissions`` but in none of the
+    sums: ``unpriced`` counts them, ``unpriced_by_task`` says whose they are, and ``note`` says that
+    the figures leave them out (``None`` when every submission is priced).
     """
     entries = [entry for spend in spends for entry in spend.entries]
     by_task: dict[str, float] = {}
-    for spend in spends:
-        if not spend.entries:  # refused, or never submitted: it spent nothing
-            continue
-        by_task[spend.task_id] = round(by_task.get(spend.task_id, 0.0) + total_usd(spend.entries), 6)
+    unpriced_by_task: dict[str, int] = {}
     by_model: dict[str, float] = {}
-    for entry in entries:
-        by_model[entry.model] = round(by_model.get(entry.model, 0.0) + entry.estimated_cost_usd, 6)
+    for spend in spends:
+        for entry in spend.entries:
+            cost = entry.estimated_cost_usd
+            if cost is None:
+                unpriced_by_task[spend.task_id] = unpriced_by_task.get(spend.task_id, 0) + 1
+                continue
+            by_task[spend.task_id] = round(by_task.get(spend.task_id, 0.0) + cost, 6)
+            by_model[entry.model] = round(by_model.get(entry.model, 0.0) + cost, 6)
+    unpriced = [entry for entry in entries if not entry.priced]
+    note = None
+    if unpriced:
+        kinds = ", ".join(sorted({_unpriced_what(entry) for entry in unpriced}))
+        note = (
+            f"{len(unpriced)} submission(s) have no published price ({kinds}): estimated_cost_usd, "
+            "by_task and by_model leave them out, so the run cost more than they say"
+        )
     return {
         "estimated_cost_usd": total_usd(entries),
         "submissions": len(entries),
         "abandoned": sum(1 for entry in entries if entry.status == ABANDONED),
         "fate_unknown": sum(1 for entry in entries if entry.generation_id is None),
+        "unpriced": len(unpriced),
         "by_task": dict(sorted(by_task.items())),
         "by_model": dict(sorted(by_model.items())),
+        "unpriced_by_task": dict(sorted(unpriced_by_task.items())),
+        "note": note,
     }
 
 
@@ -202,7 +241,16 @@ class RunBudget:
         ``withdraw`` and ``reserve`` take the reservation back and publish it again: a task that is
         not the earliest of several racing reservations steps back while it waits, so that the
         earliest can go. On a refusal the reservation is left for the caller to withdraw.
+
+        A request without a published price is refused at once: no figure can be checked against
+        the cap. Other tasks' unpriced submissions (made without a cap) add nothing to the sum; the
+        cap then holds for the priced spend only, which is logged.
         """
+        cost = mine.estimated_cost_usd
+        if cost is None:
+            raise LumaRunBudgetUnpricedError(
+                cap_usd=self.cap_usd, task_label=self._task_label, what=_unpriced_what(mine)
+            )
         for waited in range(CONTENDED_ROUNDS + 1):
             others = [
                 entry
@@ -210,13 +258,15 @@ class RunBudget:
                 for entry in spend.entries
                 if entry.request_id != mine.request_id
             ]
+            if waited == 0:
+                self._warn_of_unpriced(others)
             spent = total_usd(others)
-            if spent + mine.estimated_cost_usd <= self.cap_usd + _EPSILON_USD:
+            if spent + cost <= self.cap_usd + _EPSILON_USD:
                 return
             racing = [entry for entry in others if entry.status == RESERVED]
             settled = spent - total_usd(racing)
-            if not racing or settled + mine.estimated_cost_usd > self.cap_usd + _EPSILON_USD:
-                raise self._refusal(mine, spent, len(others))
+            if not racing or settled + cost > self.cap_usd + _EPSILON_USD:
+                raise self._refusal(cost, spent, len(others))
             if waited == CONTENDED_ROUNDS:
                 break  # a last look after the last wait, then the refusal
             first = min([*racing, mine], key=lambda entry: (entry.reserved_at, entry.request_id))
@@ -232,16 +282,54 @@ class RunBudget:
                 reserve()
             else:
                 self._sleep(0.25 + 0.75 * self._jitter())
-        raise self._refusal(mine, spent, len(others), contended=True)
+        raise self._refusal(cost, spent, len(others), contended=True)
+
+    def _warn_of_unpriced(self, others: Sequence[SpendEntry]) -> None:
+        unpriced = sum(1 for entry in others if not entry.priced)
+        if unpriced:
+            self._log.warning(
+                "This run has %d Luma submission(s) with no published price (made by tasks without a "
+                "cap): the cap of %.4f USD counts only the priced ones",
+                unpriced,
+                self.cap_usd,
+            )
 
     def _refusal(
-        self, mine: SpendEntry, spent: float, submissions: int, *, contended: bool = False
+        self, cost: float, spent: float, submissions: int, *, contended: bool = False
     ) -> LumaRunBudgetExceededError:
         return LumaRunBudgetExceededError(
             cap_usd=self.cap_usd,
             spent_usd=spent,
             submissions=submissions,
             task_label=self._task_label,
-            cost_usd=mine.estimated_cost_usd,
+            cost_usd=cost,
             contended=contended,
         )
+
+
+class LumaRunBudgetUnpricedError(LumaRunBudgetExceededError):
+    """
+    The task's request has no published price, so a run under ``max_run_cost_usd`` cannot take it.
+
+    A :class:`~airflow_provider_luma.exceptions.LumaRunBudgetExceededError` (caught and reported as
+    one), not retryable: nothing was sent, and no later try would know the price either.
+    ``cost_usd`` is NaN, the one float that says "unknown" and passes no comparison; so is
+    ``spent_usd``, as the refusal comes before the run's spend is read.
+
+    :param cap_usd: the run's cap.
+    :param task_label: the task instance refused.
+    :param what: what has no price (``type 'layering'``).
+    """
+
+    def __init__(self, *, cap_usd: float, task_label: str, what: str) -> None:
+        # Not the parent's __init__: its sentence is about amounts, and here there is none to state.
+        LumaError.__init__(
+            self,
+            f"Run budget: task {task_label} runs under max_run_cost_usd={cap_usd:.4f} USD, but Luma "
+            f"publishes no price for {what}, so the cap cannot be kept. Nothing was sent; unset "
+            "max_run_cost_usd for this task to run it.",
+        )
+        self.cap_usd = cap_usd
+        self.spent_usd = math.nan
+        self.task_label = task_label
+        self.cost_usd = math.nan

@@ -189,8 +189,11 @@ def test_the_report_sums_per_task_and_model_and_counts_abandoned_and_unknown() -
         "submissions": 4,
         "abandoned": 1,
         "fate_unknown": 1,
+        "unpriced": 0,
         "by_task": {"hero": pytest.approx(2 * UNI_1), "social": pytest.approx(UNI_1 + UNI_1_MAX)},
         "by_model": {"uni-1": pytest.approx(3 * UNI_1), "uni-1-max": pytest.approx(UNI_1_MAX)},
+        "unpriced_by_task": {},
+        "note": None,
     }
 
 
