@@ -36,9 +36,11 @@ def _incr(stat: str, count: int = 1, **tags: str) -> None:
         log.debug("Could not send the metric %s", stat, exc_info=True)
 
 
-def submitted(model: str, generation_type: str, estimated_cost_usd: float) -> None:
+def submitted(model: str, generation_type: str, estimated_cost_usd: float | None) -> None:
+    """One submission, and its list price when Luma publishes one (none for layering)."""
     _incr("luma.generation.submitted", model=model, type=generation_type)
-    _incr("luma.estimated_spend_microusd", round(estimated_cost_usd * 1_000_000), model=model)
+    if estimated_cost_usd is not None:
+        _incr("luma.estimated_spend_microusd", round(estimated_cost_usd * 1_000_000), model=model)
 
 
 def reused(model: str) -> None:

@@ -87,7 +87,8 @@ class SubmissionRecord:
     :param failure_reported: the final failure the task reported after this submission, if any.
     :param reported_max_tries: the task instance's ``max_tries`` when it reported that failure.
     :param model: the model asked for.
-    :param estimated_cost_usd: the request's list price.
+    :param estimated_cost_usd: the request's list price; ``None`` when Luma publishes none (layering).
+    :param type: the generation type asked for (``None`` in a record written before it was kept).
     :param submitted_try: the try that sent it (a later try reusing its generation did not pay).
     :param reserved_at: epoch seconds the record was written ahead of the POST.
     :param abandoned: the submissions this task instance made before this one and gave up for it,
@@ -102,6 +103,7 @@ class SubmissionRecord:
     reported_max_tries: int | None = None
     model: str | None = None
     estimated_cost_usd: float | None = None
+    type: str | None = None
     submitted_try: int | None = None
     reserved_at: float | None = None
     abandoned: tuple[dict[str, Any], ...] = ()
@@ -120,6 +122,7 @@ class SubmissionRecord:
             reported_max_tries=value.get("reported_max_tries"),
             model=value.get("model") or None,
             estimated_cost_usd=value.get("estimated_cost_usd"),
+            type=value.get("type") or None,
             submitted_try=value.get("submitted_try"),
             reserved_at=value.get("reserved_at"),
             abandoned=tuple(value.get("abandoned") or ()),
@@ -134,9 +137,11 @@ class SubmissionRecord:
         This submission as spend: ``reserved`` while its fate is unknown, ``submitted`` once answered.
 
         ``None`` when it cost nothing (the API refused it, or it never went out) or is not priced
-        (a record written before prices were kept).
+        (a record written before prices were kept, which also kept no type). A request Luma publishes
+        no price for (layering) is spend all the same: an entry without a figure.
         """
-        if self.estimated_cost_usd is None or not (self.pending or self.generation_id):
+        written_before_prices = self.estimated_cost_usd is None and self.type is None
+        if written_before_prices or not (self.pending or self.generation_id):
             return None
         return self.as_spend(status or (SUBMITTED if self.generation_id else RESERVED))
 
@@ -146,9 +151,10 @@ class SubmissionRecord:
             request_id=self.request_id,
             generation_id=self.generation_id,
             model=self.model or "",
-            estimated_cost_usd=self.estimated_cost_usd or 0.0,
+            estimated_cost_usd=self.estimated_cost_usd,
             status=status,
             reserved_at=self.reserved_at or 0.0,
+            type=self.type or "",
         )
 
     def abandoned_spend(self) -> list[SpendEntry]:
@@ -365,6 +371,7 @@ class SubmissionLedger:
             pending=True,
             model=request.model,
             estimated_cost_usd=request.estimated_cost_usd(),
+            type=request.type,
             submitted_try=self.try_number,
             reserved_at=time.time(),
             abandoned=self.record.carried_forward() if self.record is not None else (),
@@ -407,11 +414,11 @@ class SubmissionLedger:
             raise
         # Logged before it is stored: should the store fail, the id is still on record.
         self.log.info(
-            "Submitted generation %s (request id %s, state %s, estimated cost %.4f USD)",
+            "Submitted generation %s (request id %s, state %s, estimated cost %s)",
             generation.id,
             request_id,
             generation.state.value,
-            request.estimated_cost_usd(),
+            _cost_text(ahead.estimated_cost_usd),
         )
         try:
             self._store(replace(ahead, generation_id=generation.id, pending=False))
@@ -506,3 +513,8 @@ class SubmissionLedger:
                     store_error,
                 )
         return failure
+
+
+def _cost_text(cost_usd: float | None) -> str:
+    """A list price for a log line; a request Luma publishes no price for says so, never 0."""
+    return "unknown: Luma publishes no price for it" if cost_usd is None else f"{cost_usd:.4f} USD"

@@ -120,14 +120,8 @@ def test_other_tasks_unpriced_submissions_add_nothing_to_a_capped_tasks_sum(
     assert "counts only the priced ones" in warning
 
 
-# Through the submission record, as the generate task runs it. The record turns its request's price
-# into the spend entry it reserves, and today it writes a missing price as 0.0 (so the cap admits the
-# job), leaves the type out, and formats the price as a number after the POST. These two tests state
-# what the record must do; they pass once _submission.py keeps the price as None (see the report).
-_RECORD_KEEPS_NO_PRICE = pytest.mark.xfail(
-    strict=True,
-    reason="_submission.SubmissionRecord writes an unknown price as 0.0 and formats it as a number",
-)
+# Through the submission record, as the generate task runs it: the record turns its request's price
+# into the spend entry it reserves, so a missing price must stay missing there (a 0.0 would be admitted).
 
 
 def _layering_submission(fake_hook: FakeHook, budget: RunBudget | None) -> list[list[SpendEntry]]:
@@ -139,7 +133,6 @@ def _layering_submission(fake_hook: FakeHook, budget: RunBudget | None) -> list[
     return published
 
 
-@_RECORD_KEEPS_NO_PRICE
 def test_a_layering_submission_under_a_cap_sends_nothing(fake_hook: FakeHook) -> None:
     budget = RunBudget(1000.0, lambda: [], task_label="split", log=log, sleep=lambda _: None)
     with pytest.raises(LumaRunBudgetUnpricedError):
@@ -147,7 +140,6 @@ def test_a_layering_submission_under_a_cap_sends_nothing(fake_hook: FakeHook) ->
     assert fake_hook.created == []
 
 
-@_RECORD_KEEPS_NO_PRICE
 def test_a_layering_submission_without_a_cap_is_published_as_unpriced(fake_hook: FakeHook) -> None:
     published = _layering_submission(fake_hook, None)
     assert len(fake_hook.created) == 1

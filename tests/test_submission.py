@@ -118,6 +118,7 @@ def test_the_record_is_pending_while_the_post_is_in_flight(fake_hook: FakeHook) 
         # The run's reservation: what it costs, and which try pays.
         "model": "uni-1",
         "estimated_cost_usd": 0.0404,
+        "type": "image",
         "submitted_try": 1,
         "abandoned": [],
     }

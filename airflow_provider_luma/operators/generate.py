@@ -75,6 +75,7 @@ def _result(
         "request_id": request_id or ledger.request_id or summary.get("request_id"),
         "created_at": summary.get("created_at"),
         "output_count": summary.get("output_count", 0),
+        "layers": list(summary.get("layers") or []),
         "estimated_cost_usd": estimate_cost_of_described(described_request),
         "billed_this_try": billed_this_try,
         "abandoned_generations": [_abandoned(entry) for entry in ledger.abandoned],
@@ -94,7 +95,8 @@ def _abandoned(entry: SpendEntry) -> dict[str, Any]:
 
 class LumaGenerateImageOperator(BaseOperator):
     """
-    Generate (``type="image"``) or edit (``type="image_edit"``) one image with Luma's uni-1.
+    Generate (``type="image"``) or edit (``type="image_edit"``) one image with Luma's uni-1, or split
+    one into layers (``type="layering"``).
 
     The request is validated at DAG parse when all its values are literals, else at the start of
     ``execute`` (a bad value fails the task without spending retries). The POST is made on the worker;
@@ -106,21 +108,27 @@ class LumaGenerateImageOperator(BaseOperator):
     ``luma_spend`` (what this task instance submitted in all its tries, read by the run's budget
     checks and :class:`~airflow_provider_luma.operators.spend.LumaRunSpendOperator`).
 
-    :param prompt: what to draw or how to edit, 1 to 6000 characters. Templated.
-    :param type: ``image`` or ``image_edit``. Templated.
+    :param prompt: what to draw or how to edit, 1 to 6000 characters (optional for ``layering``, where
+        it guides the split in at most 500). Templated.
+    :param type: ``image``, ``image_edit`` or ``layering``. Templated.
     :param model: ``uni-1`` or ``uni-1-max``. Templated.
     :param aspect_ratio: one of ``1:1, 1:2, 1:3, 16:9, 2:1, 2:3, 3:1, 3:2, 9:16``, or ``None`` to let
         the model choose (ignored by the API on edits). Templated.
     :param style: ``auto`` or ``manga`` (portrait ratios only). Templated.
     :param output_format: ``png`` or ``jpeg``. Templated.
     :param web_search: let the model search the web first (adds a few seconds).
-    :param source: the image to edit (``image_edit`` only): an ``https://`` URL, the id of an earlier
-        generation (for example ``generate.output["generation_id"]``), a mapping in the API's ImageRef
-        shape, or a file in storage (an ``ObjectStoragePath`` or a URL such as ``s3://...`` or
-        ``file://...``), which is read on the worker and sent as base64. Templated.
+    :param source: the image to edit or split (``image_edit`` and ``layering``): an ``https://``
+        URL, the id of an earlier generation (for example ``generate.output["generation_id"]``), a
+        mapping in the API's ImageRef shape, or a file in storage (an ``ObjectStoragePath`` or a URL
+        such as ``s3://...`` or ``file://...``), read on the worker and sent inline or as an uploaded
+        file (``upload_inputs``). Templated.
     :param image_ref: up to 9 reference images (8 with a source), each in any form ``source`` takes.
         Templated.
     :param user_id: your end user's opaque id, for Luma's abuse attribution. Templated.
+    :param layering: for ``type="layering"`` (split ``source`` into RGBA layers; uni-1 only, prompt
+        optional and at most 500 characters): ``{"resolution": "1k" | "2k"}``, or ``None`` for the
+        server's default. Luma publishes no price for layering: its ``estimated_cost_usd`` is
+        ``None``, and a run's ``max_run_cost_usd`` refuses it. Templated.
     :param upload_inputs: how storage images (``source``, ``image_ref``) are sent: ``True`` as files
         uploaded through Luma's Files API and referenced by ``file_id``, each uploaded once per
         account and found again by its sha256 (a reference shared by 50 mapped tasks is uploaded
@@ -158,6 +166,7 @@ class LumaGenerateImageOperator(BaseOperator):
         "source",
         "image_ref",
         "user_id",
+        "layering",
         "luma_conn_id",
         "max_run_cost_usd",
     )
@@ -166,7 +175,7 @@ class LumaGenerateImageOperator(BaseOperator):
     def __init__(
         self,
         *,
-        prompt: str,
+        prompt: str | None = None,
         type: str = "image",
         model: str = "uni-1",
         aspect_ratio: str | None = None,
@@ -176,6 +185,7 @@ class LumaGenerateImageOperator(BaseOperator):
         source: Any = None,
         image_ref: Any = None,
         user_id: str | None = None,
+        layering: Mapping[str, str] | None = None,
         upload_inputs: bool | None = None,
         storage_conn_id: str | None = None,
         luma_conn_id: str = "luma_default",
@@ -199,6 +209,7 @@ class LumaGenerateImageOperator(BaseOperator):
         self.source = source
         self.image_ref = image_ref
         self.user_id = user_id
+        self.layering = layering
         self.upload_inputs = upload_inputs
         self.storage_conn_id = storage_conn_id
         self.luma_conn_id = luma_conn_id
@@ -260,6 +271,7 @@ class LumaGenerateImageOperator(BaseOperator):
             output_format=self.output_format,
             web_search=self.web_search,
             user_id=self.user_id,
+            layering=self.layering,
             source=None if self.source is None else self._reference(self.source, "source", staged=staged),
             image_ref=[
                 self._reference(ref, f"image_ref[{index}]", staged=staged)

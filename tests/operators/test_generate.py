@@ -129,6 +129,7 @@ def test_worker_poll_returns_small_result_and_pushes_the_id(fake_hook: FakeHook,
         "request_id": REQUEST_ID,  # the submission's, not the last poll's ("req-1")
         "created_at": "2026-04-08T12:00:00Z",
         "output_count": 1,
+        "layers": [],
         "estimated_cost_usd": 0.0404,
         "billed_this_try": True,
         "abandoned_generations": [],
