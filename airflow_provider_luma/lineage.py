@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_luma.models import Layer
+
 #: Namespace of OpenLineage datasets that stand for Luma generations (not a storage location).
 LUMA_NAMESPACE = "luma"
 #: Name of the custom OpenLineage run facet.
@@ -39,6 +41,7 @@ class StoredOutput:
     :param size: bytes stored.
     :param content_type: the image's MIME type.
     :param skipped: the object was already there, identical, and was not written again.
+    :param layer: the layer the output is, for a layering job (``None`` otherwise).
     """
 
     index: int
@@ -48,10 +51,16 @@ class StoredOutput:
     size: int
     content_type: str
     skipped: bool = False
+    layer: Layer | None = None
+
+    @property
+    def layer_json(self) -> dict[str, Any] | None:
+        return self.layer.to_json() if self.layer is not None else None
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
             "index": self.index,
+            "layer": self.layer_json,
             "uri": self.uri,
             "metadata_uri": self.metadata_uri,
             "sha256": self.sha256,
@@ -68,7 +77,7 @@ class GenerationLineage:
 
     :param generation_id: the generation's id.
     :param model: the model that made it.
-    :param type: ``image`` or ``image_edit``.
+    :param type: ``image``, ``image_edit`` or ``layering``.
     :param created_at: when the API created it.
     :param request: the described request (no base64 bodies), or ``None`` when only an id was given.
     :param outputs: the stored outputs.
@@ -85,6 +94,16 @@ class GenerationLineage:
     request: Mapping[str, Any] | None
     outputs: Sequence[StoredOutput]
     estimated_cost_usd: float | None = None
+
+    @property
+    def layers(self) -> list[dict[str, Any]] | None:
+        """The stored outputs' layers with their output index, or ``None`` when none is a layer."""
+        layers = [
+            {"output_index": out.index, **out.layer.to_json()}
+            for out in self.outputs
+            if out.layer is not None
+        ]
+        return layers or None
 
     @property
     def prompt_sha256(self) -> str | None:
@@ -108,7 +127,13 @@ class GenerationLineage:
             "luma_prompt_sha256": self.prompt_sha256,
             "luma_estimated_cost_usd": self.estimated_cost_usd,
             "outputs": [
-                {"uri": out.uri, "sha256": out.sha256, "size": out.size, "content_type": out.content_type}
+                {
+                    "uri": out.uri,
+                    "sha256": out.sha256,
+                    "size": out.size,
+                    "content_type": out.content_type,
+                    "layer": out.layer_json,
+                }
                 for out in self.outputs
             ],
         }
@@ -121,6 +146,7 @@ class GenerationLineage:
             size=output.size,
             content_type=output.content_type,
             metadata_uri=output.metadata_uri,
+            layer=output.layer_json,
         )
         return extra
 
@@ -227,7 +253,9 @@ def _run_facet_class() -> type:
 
         The prompt itself is not sent: lineage backends are not the place for user text. The cost is
         the estimate for the whole generation (``None``, left out of the event, when the request is
-        unknown), so a lineage backend can add up a pipeline's spend per run.
+        unknown or Luma publishes no price for it), so a lineage backend can add up a pipeline's
+        spend per run. ``layers`` (a layering job's, each with its ``output_index``; left out
+        otherwise) say which stored object is which layer.
         """
 
         generation_id: str
@@ -236,6 +264,7 @@ def _run_facet_class() -> type:
         created_at: str
         prompt_sha256: str | None = None
         estimated_cost_usd: float | None = None
+        layers: list[dict[str, Any]] | None = None
 
     return LumaGenerationRunFacet
 
@@ -261,6 +290,7 @@ def openlineage_facets(lineage: GenerationLineage) -> Any:
         created_at=lineage.created_at,
         prompt_sha256=lineage.prompt_sha256,
         estimated_cost_usd=lineage.estimated_cost_usd,
+        layers=lineage.layers,
     )
     return OperatorLineage(
         inputs=inputs,

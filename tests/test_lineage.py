@@ -11,6 +11,7 @@ import pytest
 
 from airflow_provider_luma import lineage
 from airflow_provider_luma.lineage import GenerationLineage, StoredOutput, openlineage_dataset_name
+from airflow_provider_luma.models import Layer
 
 GENERATION_ID = "d290f1ee-6c54-4b01-90e6-d701748f0851"
 SOURCE_ID = "0b7f6a3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -79,6 +80,7 @@ def test_asset_extra_has_the_generation_but_only_a_hash_of_the_prompt():
             "sha256": "cd" * 32,
             "size": 1234,
             "content_type": "image/png",
+            "layer": None,
         }
     ]
     assert PROMPT not in json.dumps(extra)
@@ -156,3 +158,51 @@ def test_hook_lineage_collector_receives_the_generation_and_the_objects(monkeypa
     assert [info.asset.uri for info in collected.outputs] == [f"s3://bucket/luma/{GENERATION_ID}-0.png"]
     assert collected.outputs[0].asset.extra["sha256"] == "cd" * 32
     assert collected.outputs[0].context is hook
+
+
+# ------------------------------------------------------------------------------------- layering
+
+LAYERS = (Layer(0, "fox", "A fox in the foreground", "soft"), Layer(1, "background", "The scene", "none"))
+
+
+def _layered() -> GenerationLineage:
+    outputs = [
+        StoredOutput(
+            index=i,
+            uri=f"s3://bucket/luma/{GENERATION_ID}/{i:02d}-{layer.label}.png",
+            metadata_uri=f"s3://bucket/luma/{GENERATION_ID}/{i:02d}-{layer.label}.png.json",
+            sha256=f"{i}" * 64,
+            size=100 + i,
+            content_type="image/png",
+            layer=layer,
+        )
+        for i, layer in enumerate(LAYERS)
+    ]
+    request = {"type": "layering", "model": "uni-1", "source": {"url": "https://cdn.example.com/poster.png"}}
+    return GenerationLineage(GENERATION_ID, "uni-1", "layering", "2026-04-08Z", request, outputs)
+
+
+def test_each_stored_layer_says_which_layer_it_is_in_the_manifest_and_the_extras():
+    layered = _layered()
+    fox, background = (layer.to_json() for layer in LAYERS)
+    assert [output.manifest_entry()["layer"] for output in layered.outputs] == [fox, background]
+    assert [output["layer"] for output in layered.asset_extra()["outputs"]] == [fox, background]
+    assert layered.output_extra(layered.outputs[1])["layer"] == background
+    # An output that is no layer says so, in the same place.
+    assert _lineage().outputs[0].manifest_entry()["layer"] is None
+    assert _lineage().output_extra(_lineage().outputs[0])["layer"] is None
+
+
+def test_the_run_facet_lists_the_layers_and_leaves_them_out_for_an_image():
+    from openlineage.client.serde import Serde
+
+    facet = lineage.openlineage_facets(_layered()).run_facets[lineage.RUN_FACET_NAME]
+    sent = json.loads(Serde.to_json(facet))
+    assert sent["layers"] == [
+        {"output_index": 0, **LAYERS[0].to_json()},
+        {"output_index": 1, **LAYERS[1].to_json()},
+    ]
+    # No published price for layering: the cost is left out, not sent as a guess.
+    assert "estimated_cost_usd" not in sent
+    image = lineage.openlineage_facets(_lineage()).run_facets[lineage.RUN_FACET_NAME]
+    assert "layers" not in json.loads(Serde.to_json(image))

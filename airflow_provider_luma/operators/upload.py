@@ -1,5 +1,5 @@
 """
-``LumaUploadOutputsOperator``: store a completed generation's images.
+``LumaUploadOutputsOperator``: store a completed generation's images (one, or one per layer).
 
 The Airflow-facing flow: check where the objects may go, GET the generation for fresh presigned
 URLs, skip what an earlier try finished (``if_exists``), stream the bytes (hashed by the hook) into
@@ -29,6 +29,7 @@ from airflow_provider_luma.exceptions import (
 from airflow_provider_luma.models import (
     Generation,
     GenerationState,
+    Layer,
     estimate_cost_of_described,
     is_generation_id,
 )
@@ -45,6 +46,7 @@ from airflow_provider_luma.uploads import (
     object_name,
     publish_output,
     record_path,
+    require_distinct_names,
     require_same_generation,
 )
 
@@ -103,7 +105,8 @@ def _estimated_cost_usd(upstream_cost: Any, request: Mapping[str, Any] | None) -
 
 class LumaUploadOutputsOperator(BaseOperator):
     """
-    Store the images of a completed Luma generation, with a metadata record next to each.
+    Store the images of a completed Luma generation, with a metadata record next to each: the one
+    image of ``image`` and ``image_edit``, every layer of ``layering``.
 
     :param generation: the result dict of ``LumaGenerateImageOperator`` (``generate.output``, mapped or
         not) or a bare generation id. With the dict, the request (prompt, parameters) and the
@@ -114,10 +117,14 @@ class LumaUploadOutputsOperator(BaseOperator):
         ``[luma] output_path`` option (``AIRFLOW__LUMA__OUTPUT_PATH``).
     :param destination_conn_id: the connection for ``destination``. Defaults to ``[luma] output_conn_id``.
     :param file_name: the object name under ``destination``, a ``str.format`` pattern over
-        ``{generation_id}``, ``{index}`` and ``{ext}`` (``.png`` or ``.jpg``, from the image's content type).
-        It may contain ``/``, but no ``..``, ``.`` or empty segment, no leading ``/`` and no backslash: the
-        object always stays under ``destination``. Keep ``{generation_id}`` in it for a mapped upload, or
-        the mapped tasks write the same object. Templated (checked again after rendering).
+        ``{generation_id}``, ``{index}`` (the output's position), ``{layer}`` (the index in two digits and a
+        slug of the layer's label, ``02-background``; the index alone, ``00``, for an output that is no
+        layer) and ``{ext}`` (``.png`` or ``.jpg``, from the image's content type). It may contain ``/``,
+        but no ``..``, ``.`` or empty segment, no leading ``/`` and no backslash: the object always stays
+        under ``destination``. Keep ``{generation_id}`` in it for a mapped upload, or the mapped tasks
+        write the same object; a pattern that names two outputs of one generation alike (no ``{index}``
+        or ``{layer}`` for a layering job) fails before anything is downloaded. Templated (checked again
+        after rendering).
     :param if_exists: what to do when the object is already there: ``skip_if_identical`` (default: skip
         without downloading when the metadata record names the same generation and output and the object
         has the recorded size, which makes task retries free; rewrite otherwise), ``overwrite``, or
@@ -180,9 +187,9 @@ class LumaUploadOutputsOperator(BaseOperator):
         return ObjectStoragePath(destination, conn_id=conn_id)
 
     def _target(
-        self, folder: ObjectStoragePath, generation_id: str, index: int, ext: str
+        self, folder: ObjectStoragePath, generation_id: str, index: int, ext: str, layer: Layer | None
     ) -> ObjectStoragePath:
-        return contained_target(folder, object_name(self.file_name, generation_id, index, ext))
+        return contained_target(folder, object_name(self.file_name, generation_id, index, ext, layer))
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_luma.hooks.luma import LumaHook
@@ -197,6 +204,7 @@ class LumaUploadOutputsOperator(BaseOperator):
                 generation = hook.get_generation(upstream.generation_id)
                 require_same_generation(upstream.generation_id, generation)
                 _require_completed(generation)
+                require_distinct_names(self.file_name, generation)
                 outputs = [
                     self._store_output(hook, generation, index, folder, upstream, context)
                     for index in range(len(generation.output))
@@ -242,15 +250,19 @@ class LumaUploadOutputsOperator(BaseOperator):
 
         hinted = _FORMAT_EXTENSIONS.get(str((upstream.request or {}).get("output_format")))
         extensions = dict.fromkeys(ext for ext in (hinted, ".png", ".jpg") if ext)
-        candidates = [self._target(folder, generation.id, index, ext) for ext in extensions]
+        layer = generation.output[index].layer
+        candidates = [self._target(folder, generation.id, index, ext, layer) for ext in extensions]
         earlier = earlier_output(candidates, generation.id, index, self.if_exists)
         if earlier is not None:
             return self._skipped(earlier, generation.id)
         with tempfile.TemporaryFile(prefix="luma-output-") as staging:
             downloaded = hook.download_output(generation.id, staging, index=index)
             require_same_generation(generation.id, downloaded.generation)
-            # The image's real type may name an object the first look did not cover.
-            target = self._target(folder, generation.id, index, extension_for(downloaded.content_type))
+            # The image's real type may name an object the first look did not cover. Its layer is the
+            # one the GET that gave these bytes described, so the name and record say what they are.
+            layer = downloaded.generation.output[index].layer
+            ext = extension_for(downloaded.content_type)
+            target = self._target(folder, generation.id, index, ext, layer)
             earlier = earlier_output([target], generation.id, index, self.if_exists)
             if earlier is not None:
                 return self._skipped(earlier, generation.id)
@@ -261,6 +273,7 @@ class LumaUploadOutputsOperator(BaseOperator):
                 sha256=downloaded.sha256,
                 size=downloaded.size,
                 content_type=downloaded.content_type,
+                layer=layer,
             )
             record = build_record(
                 downloaded.generation,

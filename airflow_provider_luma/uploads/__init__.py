@@ -20,7 +20,9 @@ from airflow_provider_luma.uploads.naming import (
     contained_target,
     file_name_fields,
     is_jinja,
+    layer_name,
     object_name,
+    require_distinct_names,
     require_same_generation,
 )
 from airflow_provider_luma.uploads.publish import publish_output
@@ -46,8 +48,10 @@ __all__ = [
     "file_name_fields",
     "finished_output",
     "is_jinja",
+    "layer_name",
     "object_name",
     "publish_output",
     "record_path",
+    "require_distinct_names",
     "require_same_generation",
 ]

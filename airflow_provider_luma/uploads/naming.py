@@ -2,17 +2,20 @@
 Where an output may be written: the ``file_name`` pattern, the object name it gives, containment.
 
 The object's path is built only from validated parts: the task's own generation id (a UUID, and
-the one the API answered with), the output's index, an extension from a fixed table, and a
-``file_name`` pattern whose segments cannot climb out of the destination. The joined path is then
-checked against the destination once more (symbolic links resolved on local disk), so nothing is
-written outside it even if one of those rules had a gap.
+the one the API answered with), the output's index, a slug of a layer's label (lowercase ASCII
+letters, digits and ``-``: the server's text never reaches the path as given), an extension from a
+fixed table, and a ``file_name`` pattern whose segments cannot climb out of the destination. The
+joined path is then checked against the destination once more (symbolic links resolved on local
+disk), so nothing is written outside it even if one of those rules had a gap.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import re
 import string
+import unicodedata
 from typing import TYPE_CHECKING
 
 from airflow_provider_luma.exceptions import LumaRequestValidationError, LumaUnexpectedResponseError
@@ -21,10 +24,12 @@ from airflow_provider_luma.storage import is_local, object_uri
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_luma.models import Generation
+    from airflow_provider_luma.models import Generation, Layer
 
-FILE_NAME_FIELDS: frozenset[str] = frozenset({"generation_id", "index", "ext"})
+FILE_NAME_FIELDS: frozenset[str] = frozenset({"generation_id", "index", "layer", "ext"})
 DEFAULT_FILE_NAME = "{generation_id}-{index}{ext}"
+#: The most of a layer's label its slug keeps: a name, not the caption.
+_SLUG_CHARS = 40
 _JINJA_MARKERS = ("{{", "{%", "{#")
 _ALLOWED = (
     "a relative path of '/'-separated names, without '..', '.' or empty segments, a leading '/' "
@@ -78,12 +83,50 @@ def _check_relative(name: str, pattern: str) -> None:
         raise LumaRequestValidationError("file_name", f"{shown} {problem}; expected {_ALLOWED}")
 
 
-def object_name(pattern: str, generation_id: str, index: int, ext: str) -> str:
+def layer_name(index: int, layer: Layer | None) -> str:
+    """
+    What ``{layer}`` stands for: the output's index in two digits, then a slug of the layer's label.
+
+    ``02-background`` for a layer labelled "Background" at output 2. The index makes it unique per
+    output whatever the labels are (two layers may share one, a label may slug to nothing), and
+    keeps it from ever being empty: for an output without a layer it is the index alone (``00``).
+    """
+    slug = ""
+    if layer is not None:
+        ascii_label = unicodedata.normalize("NFKD", layer.label).encode("ascii", "ignore").decode()
+        slug = re.sub(r"[^a-z0-9]+", "-", ascii_label.lower())[:_SLUG_CHARS].strip("-")
+    return f"{index:02d}-{slug}" if slug else f"{index:02d}"
+
+
+def object_name(pattern: str, generation_id: str, index: int, ext: str, layer: Layer | None = None) -> str:
     """The object's name under the destination; the filled-in name is checked like the pattern."""
-    name = pattern.format(generation_id=generation_id, index=index, ext=ext)
+    name = pattern.format(generation_id=generation_id, index=index, layer=layer_name(index, layer), ext=ext)
     # A format spec (``{index:/>4}``) could still write a separator: the result is checked too.
     _check_relative(name, pattern)
     return name
+
+
+def require_distinct_names(pattern: str, generation: Generation) -> None:
+    """
+    Refuse a pattern that gives two outputs of ``generation`` one name, before anything is read.
+
+    A layering job has several outputs: a pattern without ``{index}`` or ``{layer}`` (or with a
+    format spec that cuts them short) would write each over the one before.
+
+    :raises LumaRequestValidationError: naming ``file_name``, the outputs and the fields to use.
+    """
+    seen: dict[str, int] = {}
+    for index, output in enumerate(generation.output):
+        # One extension for all: names that differ by type alone cannot collide, so this is the case.
+        name = object_name(pattern, generation.id, index, ".png", output.layer)
+        if name in seen:
+            raise LumaRequestValidationError(
+                "file_name",
+                f"{pattern!r} names outputs {seen[name]} and {index} of generation {generation.id} "
+                f"alike ({name!r}), and it has {len(generation.output)}: use {{index}} or {{layer}} "
+                "(with no format spec that cuts them short) so that each output gets its own object",
+            )
+        seen[name] = index
 
 
 def contained_target(folder: ObjectStoragePath, name: str) -> ObjectStoragePath:

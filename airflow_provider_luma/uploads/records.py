@@ -11,6 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_luma.models import Layer
 from airflow_provider_luma.storage import is_local, object_uri, read_json, sha256_of
 
 if TYPE_CHECKING:
@@ -46,13 +47,16 @@ def build_record(
     ``estimated_cost_usd`` is the whole generation's (Luma prices a generation, not an output), so
     every output of one generation carries the same figure: spend is summed over distinct
     ``generation_id`` values, not over records. ``None`` (null) when the request is unknown.
-    The key is an addition, not a change: ``format_version`` stays 1, because readers of a record
-    (:func:`finished_output`) look keys up by name and ignore the ones they do not use.
+    ``layer`` is the output's layer for a layering job (``None`` otherwise), as the same GET that
+    gave the downloaded bytes described them. Both keys are additions, not changes:
+    ``format_version`` stays 1, because readers of a record (:func:`finished_output`) look keys up
+    by name and ignore the ones they do not use.
     """
     record = {
         "format_version": METADATA_FORMAT_VERSION,
         "generation_id": generation.id,
         "index": stored.index,
+        "layer": stored.layer.to_json() if stored.layer is not None else None,
         "model": generation.model,
         "type": generation.type,
         "created_at": generation.created_at,
@@ -100,5 +104,6 @@ def finished_output(image: ObjectStoragePath, generation_id: str, index: int) ->
         sha256=str(record.get("sha256")),
         size=int(record["size"]),
         content_type=str(record.get("content_type")),
+        layer=Layer.from_json(record.get("layer")),
         skipped=True,
     )

@@ -58,6 +58,7 @@ def test_stores_the_image_and_its_metadata_record(luma_emulator, luma_connection
         "outputs": [
             {
                 "index": 0,
+                "layer": None,  # an image is no layer of a layering job
                 "uri": f"file://{image}",
                 "metadata_uri": f"file://{image}.json",
                 "sha256": hashlib.sha256(stored).hexdigest(),
@@ -69,7 +70,7 @@ def test_stores_the_image_and_its_metadata_record(luma_emulator, luma_connection
     }
     record = json.loads((tmp_path / f"{generation_id}-0.png.json").read_text())
     assert record["generation_id"] == generation_id
-    assert record["index"] == 0
+    assert record["index"] == 0 and record["layer"] is None
     assert (record["model"], record["type"]) == ("uni-1", "image")
     assert record["request"]["prompt"] == "a red bicycle"
     assert record["request"]["aspect_ratio"] == "16:9"
