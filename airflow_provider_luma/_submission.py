@@ -348,9 +348,14 @@ class SubmissionLedger:
         request_id: str,
         *,
         budget: RunBudget | None = None,
+        prepare: Callable[[GenerationRequest], GenerationRequest] | None = None,
     ) -> Generation:
         """
         POST ``request`` with the record written ahead of it and replaced by the answer.
+
+        ``prepare`` makes the request ready to send once the budget admitted it and before the record
+        is written (the operator uploads its input files there: a refused run uploads nothing). It
+        must not change what the request costs or its fingerprint.
 
         With a ``budget``, the record ahead is first published as the run's reservation of the
         request's price, and the POST goes out only once the run's spend, this reservation included,
@@ -378,6 +383,13 @@ class SubmissionLedger:
         )
         if budget is not None:
             self._admit(budget, ahead)
+        if prepare is not None:
+            try:
+                request = prepare(request)
+            except BaseException:
+                if budget is not None:
+                    self._publish_quietly(replace(ahead, pending=False))
+                raise
         try:
             self._write(ahead)
         except Exception as error:

@@ -176,12 +176,14 @@ class LumaFileUploadError(LumaAPIError):
     """
     The storage behind a file's presigned upload URL refused the bytes (the PUT of the Files flow).
 
-    Retryable for a storage fault (5xx): the file is still pending, and a new try uploads a new one.
+    Retryable for a storage fault (5xx) and for a refused signature (403: the URL expired, as one
+    does after a slow start): the file stays pending and unused, and a new try creates a new file
+    with a fresh URL. Other refusals (a header or a size that is off) would repeat.
     """
 
     def __init__(self, status_code: int, detail: str, request_id: str | None) -> None:
         super().__init__(status_code, detail, request_id)
-        self.retryable = status_code >= 500
+        self.retryable = status_code >= 500 or status_code == 403
 
 
 class LumaFileUnusableError(LumaError):

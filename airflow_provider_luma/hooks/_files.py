@@ -76,6 +76,7 @@ class UploadedFile:
 
     @property
     def id(self) -> str:
+        """The file's id, as ``ImageRef(file_id=...)`` takes it."""
         return self.file.id
 
 
@@ -86,11 +87,18 @@ def file_path(file_id: str) -> str:
     return f"{_FILES}/{quote(file_id, safe='')}"
 
 
+def _check_purpose(purpose: str) -> None:
+    if purpose not in FILE_PURPOSES:
+        raise LumaRequestValidationError(
+            "purpose", f"invalid value {purpose!r}; valid: {', '.join(FILE_PURPOSES)}"
+        )
+
+
 def _list_path(cursor: str | None, limit: int | None, purpose: str | None, state: str | None) -> str:
     if limit is not None and not (isinstance(limit, int) and 1 <= limit <= MAX_FILES_PER_PAGE):
         raise LumaRequestValidationError("limit", f"must be 1 to {MAX_FILES_PER_PAGE} (got {limit!r})")
-    if purpose is not None and purpose not in FILE_PURPOSES:
-        raise LumaRequestValidationError("purpose", f"invalid value {purpose!r}; valid: input, reference")
+    if purpose is not None:
+        _check_purpose(purpose)
     if state is not None and state not in FILE_STATES:
         raise LumaRequestValidationError("state", f"invalid value {state!r}; valid: {', '.join(FILE_STATES)}")
     query = {"cursor": cursor, "limit": limit, "purpose": purpose, "state": state}
@@ -122,7 +130,13 @@ class _Source:
         self.start = self.stream.tell()
         end = self.stream.seek(0, io.SEEK_END)
         self.stream.seek(self.start)
-        self.size = end - self.start if size_bytes is None else size_bytes
+        available = end - self.start
+        if size_bytes is not None and not 0 < size_bytes <= available:
+            self.close()
+            raise LumaRequestValidationError(
+                "size_bytes", f"must be 1 to the {available} bytes the source holds (got {size_bytes})"
+            )
+        self.size = available if size_bytes is None else size_bytes
         self.head = self.stream.read(_SIGNATURE_BYTES)
         self.stream.seek(self.start)
 
@@ -133,7 +147,10 @@ class _Source:
         while left > 0:
             chunk = self.stream.read(min(UPLOAD_CHUNK_BYTES, left))
             if not chunk:
-                break  # a source shorter than announced: the storage refuses the short body
+                # It held enough bytes when the upload began: it shrank while being read.
+                raise LumaRequestValidationError(
+                    "source", f"ended after {self.size - left} of its {self.size} bytes during the upload"
+                )
             digest.update(chunk)
             left -= len(chunk)
             yield chunk
@@ -227,8 +244,7 @@ class FilesAPI:
             retryable :class:`LumaFileUnusableError`.
         :raises LumaFileUnusableError: ingest refused the file (with Luma's reason), or it was slow.
         """
-        if purpose not in FILE_PURPOSES:
-            raise LumaRequestValidationError("purpose", f"invalid value {purpose!r}; valid: input, reference")
+        _check_purpose(purpose)
         data = _Source(source, size_bytes)
         try:
             body = {
@@ -254,7 +270,8 @@ class FilesAPI:
             digest = self._put(created, data)
         finally:
             data.close()
-        self._exchange("POST", f"{file_path(created.file.id)}/complete", creates=None)
+        response, request_id = self._exchange("POST", f"{file_path(created.file.id)}/complete", creates=None)
+        _file(response, request_id)  # its refusal (a 409: no bytes arrived) is raised, not waited out
         ready = self.wait_for_file(created.file.id, timeout=ready_timeout)
         return UploadedFile(ready, digest)
 

@@ -59,6 +59,13 @@ BY_METHOD = "<by method>"
 LAST_LOOK_SECONDS = 1.0
 
 
+def creates_by_method(method: str, creates: str | None) -> str | None:
+    """``creates`` as given, or for :data:`BY_METHOD` what the method creates: a POST, a generation."""
+    if creates == BY_METHOD:
+        return "generation" if method == "POST" else None
+    return creates
+
+
 class WarningLogger(Protocol):
     """What the policy needs of a logger (the stdlib's and Airflow's both fit)."""
 
@@ -171,8 +178,6 @@ class RetryPolicy:
             generation.
         :param expects_json: whether a success must carry a JSON body (the storage's PUT answers none).
         """
-        if creates == BY_METHOD:
-            creates = "generation" if method == "POST" else None
         return RetryState(
             self,
             method,
@@ -211,12 +216,12 @@ class RetryState:
         *,
         deadline: float | None = None,
         clock: Callable[[], float] = time.time,
-        creates: str | None = None,
+        creates: str | None = BY_METHOD,
         expects_json: bool = True,
     ) -> None:
         self.policy = policy
         self.method = method
-        self.creates = creates
+        self.creates = creates_by_method(method, creates)
         self.expects_json = expects_json
         self.label = label
         self.request_id = request_id

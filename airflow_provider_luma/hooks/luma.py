@@ -48,6 +48,7 @@ from airflow_provider_luma.hooks._retry import (
     BY_METHOD,
     RetryPolicy,
     RetryState,
+    creates_by_method,
     run_async,
     run_sync,
 )
@@ -63,10 +64,6 @@ if TYPE_CHECKING:
 
 #: What a caller-supplied ``X-Request-Id`` may hold: printable ASCII, no spaces (header-safe), bounded.
 _REQUEST_ID = re.compile(r"[!-~]{1,200}")
-
-
-def _creates(method: str, creates: str | None) -> str | None:
-    return ("generation" if method == "POST" else None) if creates == BY_METHOD else creates
 
 
 class LumaHook(GenerationsAPI, FilesAPI, BaseHook):
@@ -330,7 +327,7 @@ class LumaHook(GenerationsAPI, FilesAPI, BaseHook):
         POST creates a generation and any other method may be repeated.
         """
         request_id = self._request_id(request_id)
-        creates = _creates(method, creates)
+        creates = creates_by_method(method, creates)
         self._forget_submission(creates)
         settings = self._get_settings()
         client = self.get_conn()
@@ -364,7 +361,7 @@ class LumaHook(GenerationsAPI, FilesAPI, BaseHook):
     ) -> tuple[httpx.Response, str]:
         """The asynchronous :meth:`_exchange`, on the shared async client."""
         request_id = self._request_id(request_id)
-        creates = _creates(method, creates)
+        creates = creates_by_method(method, creates)
         self._forget_submission(creates)
         client = await self._aclient()
         settings = await self._aget_settings()

@@ -13,13 +13,19 @@ No Airflow state is needed, so it works the same on every Airflow version and ac
 
 The bytes are spooled to a local temporary file while they are hashed (memory does not grow with
 the image), so the object is read from storage once. A retry's submission record compares requests
-by content, not by file id: before the upload each file reference holds a placeholder id derived
-from the sha256, which is what the fingerprint sees, so a retry that reattaches uploads nothing.
+by content, not by file id: the fingerprint of a request with staged files is the one the same
+request would have with those images inline (computed by streaming their base64 through the hash,
+in constant memory), so a retry reattaches whether the try before sent them inline or as files, and
+a retry that reattaches uploads nothing. Until the upload, each file reference holds a placeholder
+id derived from the sha256; it is never sent.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import re
 import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
@@ -31,6 +37,8 @@ from airflow_provider_luma.models import MAX_IMAGE_BYTES, ImageRef, sniff_media_
 from airflow_provider_luma.storage import object_uri
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_luma.hooks.luma import LumaHook
@@ -50,8 +58,8 @@ STALE_PENDING = timedelta(minutes=10)
 SHARED_UPLOAD_WAIT = 60.0
 #: Pages of the file list (newest first, 100 each) searched for an earlier upload.
 LOOKUP_PAGES = 3
-#: Bytes read from storage per chunk while spooling.
-_CHUNK_BYTES = 1024 * 1024
+#: Bytes read from storage per chunk while spooling (a multiple of 3, so base64 chunks concatenate).
+_CHUNK_BYTES = 3 * 349_525
 _PLACEHOLDER_NAMESPACE = uuid.UUID("5b0c6f3e-8f0a-4f7e-9d61-6c2f1b3a9e10")
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
 
@@ -93,12 +101,23 @@ class StagedImage:
     spool: IO[bytes] = field(repr=False)
 
     @property
+    def file_name(self) -> str:
+        return file_name(self.sha256, self.media_type)
+
+    @property
     def placeholder_id(self) -> str:
         """The id a reference holds until the upload: the same for the same bytes and purpose."""
         return str(uuid.uuid5(_PLACEHOLDER_NAMESPACE, f"{self.purpose}:{self.sha256}"))
 
     def reference(self) -> ImageRef:
+        """The reference the request holds until :meth:`StagedInputs.resolve` names the real file."""
         return ImageRef(file_id=self.placeholder_id, field_name=self.field_name)
+
+    def base64_chunks(self) -> Iterator[bytes]:
+        """The spooled bytes as base64, chunk by chunk (their concatenation is the whole encoding)."""
+        self.spool.seek(0)
+        while chunk := self.spool.read(_CHUNK_BYTES):
+            yield base64.b64encode(chunk)
 
 
 def stage(path: ObjectStoragePath, field_name: str) -> StagedImage:
@@ -109,7 +128,8 @@ def stage(path: ObjectStoragePath, field_name: str) -> StagedImage:
         raise LumaRequestValidationError(field_name, f"{object_uri(path)} does not exist") from None
     if stated > MAX_IMAGE_BYTES:
         raise LumaRequestValidationError(
-            field_name, f"{path} is {stated} bytes, over the API's 50 MB limit ({MAX_IMAGE_BYTES} bytes)"
+            field_name,
+            f"{object_uri(path)} is {stated} bytes, over the API's 50 MB limit ({MAX_IMAGE_BYTES} bytes)",
         )
     spool = tempfile.TemporaryFile(prefix="luma-input-")  # noqa: SIM115 - closed by StagedInputs
     digest = hashlib.sha256()
@@ -120,7 +140,9 @@ def stage(path: ObjectStoragePath, field_name: str) -> StagedImage:
             while chunk := handle.read(_CHUNK_BYTES):
                 size += len(chunk)
                 if size > MAX_IMAGE_BYTES:
-                    raise LumaRequestValidationError(field_name, f"{path} is over the API's 50 MB limit")
+                    raise LumaRequestValidationError(
+                        field_name, f"{object_uri(path)} is over the API's 50 MB limit"
+                    )
                 head = head or chunk[:16]
                 digest.update(chunk)
                 spool.write(chunk)
@@ -192,24 +214,59 @@ class StagedInputs:
         for image in self.images:
             image.spool.close()
 
+    def fingerprint(self, request: GenerationRequest) -> str:
+        """
+        :meth:`GenerationRequest.fingerprint` of ``request`` with its staged images inline: the same
+        digest whether they are sent inline or as files, computed without building the base64 text.
+        """
+        if not self.images:
+            return request.fingerprint()
+        staged = {image.placeholder_id: image for image in self.images}
+        tokens: dict[str, StagedImage] = {}
+
+        def inline(ref: dict[str, Any]) -> dict[str, Any]:
+            image = staged.get(ref.get("file_id", ""))
+            if image is None:
+                return ref
+            token = f"staged-{uuid.uuid4().hex}"
+            tokens[token] = image
+            return {"data": token, "media_type": image.media_type}
+
+        body = request.to_json()
+        if "source" in body:
+            body["source"] = inline(body["source"])
+        if "image_ref" in body:
+            body["image_ref"] = [inline(ref) for ref in body["image_ref"]]
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256()
+        for part in re.split(f"({'|'.join(tokens)})", canonical):
+            if part in tokens:
+                for chunk in tokens[part].base64_chunks():
+                    digest.update(chunk)
+            else:
+                digest.update(part.encode())
+        return digest.hexdigest()
+
     def resolve(self, hook: LumaHook, request: GenerationRequest) -> GenerationRequest:
         """``request`` with every placeholder replaced by a ready file's id (uploading what is missing)."""
         if not self.images:
             return request
         ids: dict[str, str] = {}
         for image in self.images:
-            if image.placeholder_id not in ids:
+            known = image.placeholder_id in ids
+            if not known:
                 file, reused = _find_or_upload(hook, image, self.log)
                 ids[image.placeholder_id] = file.id
-                self.resolved.append(
-                    {
-                        "field": image.field_name,
-                        "uri": image.uri,
-                        "sha256": image.sha256,
-                        "file_id": file.id,
-                        "reused": reused,
-                    }
-                )
+            self.resolved.append(
+                {
+                    "field": image.field_name,
+                    "uri": image.uri,
+                    "sha256": image.sha256,
+                    "file_id": ids[image.placeholder_id],
+                    # The same bytes twice in one request: the second names the file the first found.
+                    "reused": True if known else reused,
+                }
+            )
 
         def real(ref: ImageRef) -> ImageRef:
             return replace(ref, file_id=ids[ref.file_id]) if ref.file_id in ids else ref
@@ -240,29 +297,37 @@ def _find_or_upload(hook: LumaHook, image: StagedImage, log: Any) -> tuple[LumaF
         image.spool,
         purpose=image.purpose,
         mime_type=image.media_type,
-        filename=file_name(image.sha256, image.media_type),
+        filename=image.file_name,
         expires_at=datetime.now(timezone.utc) + INPUT_FILE_TTL,
         size_bytes=image.size,
     )
     if uploaded.sha256 != image.sha256:
-        # The spool is ours and was not written since: a mismatch is a bug, never a silent wrong image.
+        # The spool is ours and was not written since: a mismatch is a bug. The file's name would
+        # claim bytes it does not hold, so it is deleted before anyone can reuse it.
+        hook.delete_file(uploaded.id)
         raise LumaFileUnusableError(uploaded.id, uploaded.file.state, "uploaded bytes differ", retryable=True)
     log.info("Uploaded %s as Luma file %s (%s bytes)", image.uri, uploaded.id, image.size)
     return uploaded.file, False
 
 
 def _earlier_upload(hook: LumaHook, image: StagedImage) -> LumaFile | None:
-    """The newest usable (ready, or freshly pending) file of these bytes and purpose, if listed."""
-    name = file_name(image.sha256, image.media_type)
+    """
+    The newest ready file of these bytes and purpose that lasts another hour, else the newest one
+    still being uploaded (pending for less than :data:`STALE_PENDING`), else none.
+
+    A ready copy wins over a newer pending one: that may be an orphan (a lost creation) that would
+    only be waited out.
+    """
     now = datetime.now(timezone.utc)
+    pending: LumaFile | None = None
     for file in hook.iter_files(purpose=image.purpose, max_pages=LOOKUP_PAGES):
-        if file.filename != name or file.size_bytes != image.size:
+        if file.filename != image.file_name or file.size_bytes != image.size:
             continue
         if file.state == "ready" and _lasts(file, now + REUSE_MARGIN):
             return file
-        if file.state == "pending" and _created_after(file, now - STALE_PENDING):
-            return file
-    return None
+        if pending is None and file.state == "pending" and _created_after(file, now - STALE_PENDING):
+            pending = file
+    return pending
 
 
 def _parse(value: str | None) -> datetime | None:
@@ -276,8 +341,11 @@ def _parse(value: str | None) -> datetime | None:
 
 
 def _lasts(file: LumaFile, until: datetime) -> bool:
+    """Whether ``file`` outlives ``until``: no expiry does; one that cannot be read does not."""
+    if not file.expires_at:
+        return True
     expires = _parse(file.expires_at)
-    return expires is None or expires > until
+    return expires is not None and expires > until
 
 
 def _created_after(file: LumaFile, since: datetime) -> bool:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseOperator
 
 from airflow_provider_luma import _metrics, polling
-from airflow_provider_luma._compat import conf
+from airflow_provider_luma._compat import AirflowFailException, conf
 from airflow_provider_luma._failures import raise_for_task
 from airflow_provider_luma.exceptions import (
     LumaError,
@@ -314,7 +314,7 @@ class LumaGenerateImageOperator(BaseOperator):
         except LumaRequestValidationError as error:
             raise_for_task(error)
         # Once, before the POST: for a 40 MB source this digest takes a quarter of a second.
-        fingerprint = request.fingerprint()
+        fingerprint = staged.fingerprint(request)
         if ledger.store is None:
             self.log.warning(
                 "task_state_store is not available (Airflow < 3.3): a retry of this task cannot "
@@ -328,10 +328,15 @@ class LumaGenerateImageOperator(BaseOperator):
                 fresh = generation is None
                 if generation is None:
                     budget = None if cap is None else run_budget(context, cap, self.log)
-                    # Only a new submission needs its input files: a reattaching try uploads nothing.
-                    request = staged.resolve(hook, request)
                     generation = ledger.submit(
-                        hook, request, fingerprint, submission_request_id(context), budget=budget
+                        hook,
+                        request,
+                        fingerprint,
+                        submission_request_id(context),
+                        budget=budget,
+                        # Only a new, admitted submission needs its input files: a reattaching try,
+                        # or one the budget refuses, uploads nothing.
+                        prepare=lambda admitted: staged.resolve(hook, admitted),
                     )
             except LumaError as error:
                 self._fail(error, ledger)
@@ -425,12 +430,26 @@ class LumaGenerateImageOperator(BaseOperator):
         ledger = ledger_of(context, self.log)
         record = ledger.record
         if request is None:
-            with StagedInputs(self.log) as staged:
-                request = staged.describe(self._request(staged))
+            request = self._describe_again()
         expected = generation_id or (record.generation_id if record is not None else None)
         return self._finish(
             context, event, request, expected, ledger, request_id, uploaded_inputs=uploaded_inputs or ()
         )
+
+    def _describe_again(self) -> dict[str, Any]:
+        """
+        The request's description when the deferral's kwargs are gone, from the rendered fields.
+
+        Its storage images are read again for their sha256; one that cannot be read any more (deleted
+        since the POST) must not fail a task whose generation was paid for: it is described by its
+        field only, with a warning.
+        """
+        try:
+            with StagedInputs(self.log) as staged:
+                return staged.describe(self._request(staged))
+        except AirflowFailException as error:
+            self.log.warning("The request's inputs cannot be read again to describe them: %s", error)
+            return self._build_request(staged=None).describe()
 
     def _finish(
         self,

@@ -43,3 +43,20 @@ with DAG(
         timeout=60,
     )
     generate >> edit
+
+with DAG(
+    dag_id="luma_shared_reference_capped",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["luma", "test"],
+):
+    # uni-1 with one reference is $0.0434: a $0.01 cap refuses it before anything is uploaded.
+    LumaGenerateImageOperator(
+        task_id="generate",
+        prompt="a red scarf",
+        image_ref=[f"{INPUTS}/brand.png"],
+        upload_inputs=True,
+        max_run_cost_usd=0.01,
+        timeout=60,
+    )

@@ -68,7 +68,24 @@ ROWS: list[Row] = [
     Row("prompt-6001", {"prompt": "x" * 6001}, "prompt", ("between 1 and 6000", "got 6001")),
     Row("prompt-int", {"prompt": 5}, "prompt", ("between 1 and 6000", "int")),
     # --- type, model: the uni-1 sets
-    *(Row(f"type-{kind}", {"type": kind}, "type", ("image, image_edit",)) for kind in ("video", "layering")),
+    *(
+        Row(f"type-{kind}", {"type": kind}, "type", ("image, image_edit, layering",))
+        for kind in ("video", "video_edit")
+    ),
+    # --- layering: uni-1 only, a source, no references, at most 500 characters of prompt
+    Row("layering-no-source", {"type": "layering", "prompt": None}, "source", ("required",)),
+    Row(
+        "layering-long-prompt",
+        {"type": "layering", "prompt": "x" * 501, "source": "https://example.com/a.png"},
+        "prompt",
+        ("500",),
+    ),
+    Row(
+        "layering-resolution",
+        {"type": "layering", "source": "https://example.com/a.png", "layering": {"resolution": "4k"}},
+        "layering",
+        ("1k", "2k"),
+    ),
     *(Row(f"model-{m}", {"model": m}, "model", ("uni-1, uni-1-max",)) for m in ("ray-3.2", "uni-2")),
     # --- aspect_ratio: uni-1's nine; the SDK's video-only ratios and near misses are refused
     *(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from airflow_provider_luma.exceptions import (
+    LumaAPIError,
     LumaFileUnusableError,
     LumaFileUploadError,
     LumaNotFoundError,
@@ -149,17 +151,70 @@ def test_a_storage_fault_repeats_the_put_from_the_first_byte(hook: LumaHook, rou
     assert uploaded.sha256 == hashlib.sha256(PNG).hexdigest()
 
 
-def test_storage_refusing_the_bytes_raises_without_completing(hook: LumaHook, router: Any) -> None:
-    storage = Storage(403)
+@pytest.mark.parametrize(("status", "retryable"), [(400, False), (403, True)], ids=["bad-header", "expired"])
+def test_storage_refusing_the_bytes_raises_without_completing(
+    hook: LumaHook, router: Any, status: int, retryable: bool
+) -> None:
+    storage = Storage(status)
     called = routes(router, storage)
 
     with pytest.raises(LumaFileUploadError) as raised:
         hook.upload_file(PNG)
 
-    assert raised.value.status_code == 403
-    assert not raised.value.retryable
+    assert raised.value.status_code == status
+    # An expired URL: a new try creates a new file with a fresh one.
+    assert raised.value.retryable is retryable
     assert "s3cr3t" not in str(raised.value)
     assert called["complete"].call_count == 0
+
+
+def test_a_refused_complete_is_raised_not_waited_out(
+    hook: LumaHook, router: Any, clocked_sleeps: tuple[Sleeps, FakeClock]
+) -> None:
+    called = routes(router, Storage())
+    called["complete"].mock(side_effect=[api_error(409, "File upload not received")])
+
+    with pytest.raises(LumaAPIError, match="File upload not received"):
+        hook.upload_file(PNG)
+
+    assert called["get"].call_count == 0
+    assert clocked_sleeps[0] == []
+
+
+def test_a_size_beyond_the_source_is_refused_before_any_call(hook: LumaHook, router: Any) -> None:
+    called = routes(router, Storage())
+
+    with pytest.raises(LumaRequestValidationError) as raised:
+        hook.upload_file(PNG, size_bytes=len(PNG) + 1)
+
+    assert raised.value.field == "size_bytes"
+    assert called["create"].call_count == 0
+
+
+def test_a_source_that_shrinks_during_the_upload_fails_named(hook: LumaHook, router: Any) -> None:
+    class Shrinking(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            chunk = super().read(size)
+            if self.tell() > 1024 * 1024:  # after the first chunk, the rest is gone
+                self.truncate(self.tell())
+            return chunk
+
+    called = routes(router, Storage())
+
+    with pytest.raises(LumaRequestValidationError, match="ended after"):
+        hook.upload_file(Shrinking(PNG))
+
+    assert called["complete"].call_count == 0
+
+
+def test_a_post_keeps_the_post_rules_when_its_retry_state_is_built_directly() -> None:
+    from airflow_provider_luma.hooks._retry import RetryPolicy, RetryState
+
+    state = RetryState(RetryPolicy(), "POST", "/generations", "rid", logging.getLogger(__name__))
+
+    assert state.creates == "generation" and state.rules == "POST"
+    with pytest.raises(LumaSubmissionUnknownError):
+        state.after_error(httpx.ReadTimeout("lost"))
 
 
 def test_a_lost_file_creation_is_not_resent_but_a_new_try_may_upload(hook: LumaHook, router: Any) -> None:

@@ -164,6 +164,7 @@ def test_worker_poll_returns_small_result_and_pushes_the_id(fake_hook: FakeHook,
         "reported_max_tries": None,
         "model": "uni-1",
         "estimated_cost_usd": 0.0404,
+        "type": "image",
         "submitted_try": 1,
         "abandoned": [],
     }

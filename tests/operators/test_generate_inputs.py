@@ -93,3 +93,14 @@ def test_a_later_run_reuses_the_upload_and_an_expired_one_is_uploaded_again(
     assert _uploads(luma_emulator) == (4, 4)
     reused = [xcom(tis[("generate", index)])["uploaded_inputs"][0]["reused"] for index in range(len(PROMPTS))]
     assert reused.count(False) == 1
+
+
+def test_a_run_over_its_cap_uploads_nothing(
+    luma_emulator: LumaEmulator, monkeypatch: pytest.MonkeyPatch, inputs: dict[str, bytes]
+) -> None:
+    state, _, _ = run_dag(monkeypatch, DAGS / "shared_reference.py", "luma_shared_reference_capped")
+
+    assert state == "failed"
+    assert _uploads(luma_emulator) == (0, 0)
+    assert luma_emulator.stats.requests.get("GET /v1/files", 0) == 0
+    assert luma_emulator.stats.generations_created == 0

@@ -156,3 +156,56 @@ def test_a_storage_file_that_is_no_image_is_refused_unsent(tmp_path: Any) -> Non
     (tmp_path / "notes.png").write_text("not an image")
     with StagedInputs(LOG) as inputs, pytest.raises(LumaRequestValidationError, match="not a PNG"):
         inputs.add(ObjectStoragePath(f"file://{tmp_path}/notes.png"), "source")
+
+
+def test_a_ready_copy_wins_over_a_newer_pending_one(staged: Any) -> None:
+    inputs, request = staged
+    orphan = replace(
+        _listed(staged, "pending", age=timedelta(seconds=5)), id="77777777-8888-4777-8666-555555555555"
+    )
+    ready = _listed(staged, "ready", age=timedelta(hours=2), expires_in=timedelta(days=3))
+    hook = FakeFilesHook([orphan, ready])
+
+    resolved = inputs.resolve(hook, request)
+
+    assert resolved.image_ref[0].file_id == ready.id
+    assert hook.waited == [] and hook.uploads == []
+
+
+def test_an_expiry_that_cannot_be_read_is_not_trusted(staged: Any) -> None:
+    inputs, request = staged
+    hook = FakeFilesHook([replace(_listed(staged, "ready"), expires_at="next tuesday")])
+
+    inputs.resolve(hook, request)
+
+    assert len(hook.uploads) == 1
+
+
+def test_the_fingerprint_is_the_inline_requests_whichever_way_the_image_goes(
+    staged: Any, tmp_path: Any
+) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_luma.storage import read_storage_image
+
+    inputs, request = staged
+    inline = read_storage_image(ObjectStoragePath(f"file://{tmp_path}/brand.png"), "image_ref[0]")
+
+    assert inputs.fingerprint(request) == GenerationRequest(prompt="x", image_ref=(inline,)).fingerprint()
+
+
+def test_the_same_image_twice_names_one_file_for_both(tmp_path: Any) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    (tmp_path / "brand.png").write_bytes(_png())
+    path = ObjectStoragePath(f"file://{tmp_path}/brand.png")
+    with StagedInputs(LOG) as inputs:
+        refs = (inputs.add(path, "image_ref[0]"), inputs.add(path, "image_ref[1]"))
+        hook = FakeFilesHook([])
+        resolved = inputs.resolve(hook, GenerationRequest(prompt="x", image_ref=refs))
+        described = inputs.describe(resolved)
+
+    assert len(hook.uploads) == 1
+    assert resolved.image_ref[0].file_id == resolved.image_ref[1].file_id
+    assert [ref["file_id"] for ref in described["image_ref"]] == [resolved.image_ref[0].file_id] * 2
+    assert [item["reused"] for item in inputs.resolved] == [False, True]
