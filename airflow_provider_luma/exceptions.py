@@ -316,6 +316,35 @@ class LumaRunBudgetExceededError(LumaError):
         self.cost_usd = cost_usd
 
 
+class LumaRunBudgetUnpricedError(LumaRunBudgetExceededError):
+    """
+    The task's request has no published price, so a run under ``max_run_cost_usd`` cannot take it.
+
+    A :class:`LumaRunBudgetExceededError` (caught and reported as one), not retryable: nothing was
+    sent, and no later try would know the price either.
+    ``cost_usd`` is NaN, the one float that says "unknown" and passes no comparison; so is
+    ``spent_usd``, as the refusal comes before the run's spend is read.
+
+    :param cap_usd: the run's cap.
+    :param task_label: the task instance refused.
+    :param what: what has no price (``type 'layering'``).
+    """
+
+    def __init__(self, *, cap_usd: float, task_label: str, what: str) -> None:
+        # Not the parent's __init__: its sentence is about amounts, and here there is none to state.
+        LumaError.__init__(
+            self,
+            f"Run budget: task {task_label} runs under max_run_cost_usd={cap_usd:.4f} USD, but Luma "
+            f"publishes no price for {what}, so the cap cannot be kept. Nothing was sent; to run it, "
+            "give this task max_run_cost_usd='none' (no cap for it, whatever the deployment's "
+            "[luma] max_run_cost_usd).",
+        )
+        self.cap_usd = cap_usd
+        self.spent_usd = math.nan
+        self.task_label = task_label
+        self.cost_usd = math.nan
+
+
 class LumaGenerationFailedError(LumaError):
     """
     A generation ended in state ``failed``.

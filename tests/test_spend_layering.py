@@ -101,7 +101,7 @@ def test_an_unpriced_request_under_a_cap_is_refused_whatever_the_cap(cap: float)
     assert isinstance(refused.value, LumaRunBudgetUnpricedError)
     message = str(refused.value)
     assert "Luma publishes no price for type 'layering'" in message
-    assert "unset max_run_cost_usd for this task to run it" in message
+    assert "give this task max_run_cost_usd='none'" in message
     assert "split[2]" in message and "Nothing was sent" in message
     assert refused.value.retryable is False and refused.value.cap_usd == cap
 
@@ -145,3 +145,13 @@ def test_a_layering_submission_without_a_cap_is_published_as_unpriced(fake_hook:
     assert len(fake_hook.created) == 1
     [entry] = published[-1]
     assert (entry.status, entry.estimated_cost_usd, entry.type) == (SUBMITTED, None, "layering")
+
+
+def test_a_task_opts_out_of_the_deployments_cap_with_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_luma.operators._task_context import run_cap
+
+    monkeypatch.setenv("AIRFLOW__LUMA__MAX_RUN_COST_USD", "2.5")
+
+    assert run_cap(None) == 2.5
+    assert run_cap("none") is None and run_cap(" None ") is None
+    assert run_cap(1) == 1.0

@@ -27,8 +27,18 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+#: What a task sets ``max_run_cost_usd`` to for no cap of its own, whatever the deployment's.
+NO_CAP = "none"
+
+
 def run_cap(value: Any) -> float | None:
-    """The run's cap in USD: the task's, else ``[luma] max_run_cost_usd``; ``None`` (unset) is no cap."""
+    """
+    The run's cap in USD: the task's, else ``[luma] max_run_cost_usd``; ``None`` is no cap, for a
+    task left unset under no option, or set to ``"none"`` (the way out of a deployment's cap for a
+    request it cannot price, such as a layering job).
+    """
+    if isinstance(value, str) and value.strip().lower() == NO_CAP:
+        return None
     if value is None or value == "":
         value = conf.get("luma", "max_run_cost_usd", fallback="") or None
         if value is None:
@@ -39,7 +49,8 @@ def run_cap(value: Any) -> float | None:
         cap = math.nan
     if not math.isfinite(cap) or cap < 0 or isinstance(value, bool):
         raise LumaRequestValidationError(
-            "max_run_cost_usd", f"must be a number of USD, 0 or more, or unset for no cap (got {value!r})"
+            "max_run_cost_usd",
+            f"must be a number of USD, 0 or more, 'none' for no cap, or unset (got {value!r})",
         )
     return cap
 

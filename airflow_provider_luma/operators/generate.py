@@ -128,7 +128,7 @@ class LumaGenerateImageOperator(BaseOperator):
     :param layering: for ``type="layering"`` (split ``source`` into RGBA layers; uni-1 only, prompt
         optional and at most 500 characters): ``{"resolution": "1k" | "2k"}``, or ``None`` for the
         server's default. Luma publishes no price for layering: its ``estimated_cost_usd`` is
-        ``None``, and a run's ``max_run_cost_usd`` refuses it. Templated.
+        ``None``, and a task under a ``max_run_cost_usd`` refuses it (give it ``"none"``). Templated.
     :param upload_inputs: how storage images (``source``, ``image_ref``) are sent: ``True`` as files
         uploaded through Luma's Files API and referenced by ``file_id``, each uploaded once per
         account and found again by its sha256 (a reference shared by 50 mapped tasks is uploaded
@@ -152,7 +152,8 @@ class LumaGenerateImageOperator(BaseOperator):
     :param max_run_cost_usd: the most, in USD at list prices, that the DAG run's Luma generate tasks
         may submit together (every task, try and map index, abandoned submissions included): a task
         whose generation would pass it fails without retries and sends nothing. Defaults to the
-        ``[luma] max_run_cost_usd`` option; unset means no cap. Templated. See the README's cost
+        ``[luma] max_run_cost_usd`` option; unset means no cap, and ``"none"`` no cap for this task
+        whatever the option. Templated. See the README's cost
         section for the bound under concurrency.
     """
 

@@ -19,8 +19,10 @@ class LumaRunSpendOperator(BaseOperator):
     It reads what each generate task instance published (``luma_spend``: every submission of every
     try and map index, abandoned and unknown-fate ones included), logs a table and returns
     :func:`~airflow_provider_luma.spend.spend_report`: ``estimated_cost_usd``, ``submissions``,
-    ``abandoned``, ``fate_unknown``, ``by_task`` and ``by_model``. Figures are list prices (Luma refunds
-    some failures). Put it downstream of the generate tasks; it runs whatever they did.
+    ``abandoned``, ``fate_unknown``, ``by_task``, ``by_model``, and ``unpriced``, ``unpriced_by_task``
+    and ``note`` for submissions Luma publishes no price for (layering jobs: in no sum, and named in a
+    warning). Figures are list prices (Luma refunds some failures). Put it downstream of the generate
+    tasks; it runs whatever they did.
 
     :param trigger_rule: when to run; ``all_done`` by default, so that a run with failed (or
         budget-refused) tasks still reports what it spent.
@@ -44,4 +46,6 @@ class LumaRunSpendOperator(BaseOperator):
         for kind in ("by_task", "by_model"):
             for name, usd in report[kind].items():
                 self.log.info("  %s %-40s %10.4f USD", kind.removeprefix("by_"), name, usd)
+        if report["note"]:
+            self.log.warning("%s", report["note"])
         return report

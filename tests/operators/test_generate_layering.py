@@ -53,6 +53,9 @@ def test_a_layering_job_stores_every_layer_under_its_label(
         assert layer["label"].split()[0].lower() in path.name.lower()
         with Image.open(path) as image:
             assert image.mode == "RGBA"
+    report = xcom(tis[("spend", -1)])
+    assert report["submissions"] == 1 and report["unpriced"] == 1 and report["estimated_cost_usd"] == 0
+    assert "type 'layering'" in report["note"]
 
 
 def test_a_layering_job_under_a_cost_cap_is_refused_unsent(
@@ -68,3 +71,14 @@ def test_a_layering_job_under_a_cost_cap_is_refused_unsent(
     assert luma_emulator.stats.requests.get("POST /v1/generations", 0) == 0
     captured = capfd.readouterr()
     assert "no price for type 'layering'" in captured.out + captured.err + caplog.text
+
+
+def test_under_a_deployments_cap_a_layering_task_opts_out_with_none(
+    luma_emulator: LumaEmulator, monkeypatch: pytest.MonkeyPatch, folders: Path
+) -> None:
+    monkeypatch.setenv("AIRFLOW__LUMA__MAX_RUN_COST_USD", "1.0")
+
+    state, _, tis = run_dag(monkeypatch, DAGS / "layering.py", "luma_layering_opted_out")
+
+    assert state == "success"
+    assert xcom(tis[("split", -1)])["output_count"] >= 2
