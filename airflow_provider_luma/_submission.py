@@ -336,6 +336,8 @@ class SubmissionLedger:
         reservation stays visible to the run, counted, until that next try publishes again.)
         """
         mine = ahead.as_spend(RESERVED)
+        # Before anything is published: a request no cap can admit reserves nothing, even briefly.
+        budget.priced_cost(mine)
         withdrawn = replace(ahead, pending=False)
         try:
             self._publish_spend(ahead)

@@ -31,7 +31,7 @@ from airflow_provider_luma.exceptions import (
     LumaRateLimitError,
     LumaWaitError,
 )
-from airflow_provider_luma.models import Generation, GenerationState, failure_code_is_retryable
+from airflow_provider_luma.models import Generation, GenerationState, canonical_id, failure_code_is_retryable
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,9 @@ def summary_or_raise(
     if not isinstance(event, Mapping) or not isinstance(event.get("status"), str):
         raise LumaWaitError(f"The wait ended without a readable event ({event!r}).", retryable=True)
     status, generation_id = event["status"], str(event.get("generation_id"))
-    if expected_generation_id is not None and generation_id != expected_generation_id:
+    if expected_generation_id is not None and canonical_id(generation_id) != canonical_id(
+        expected_generation_id
+    ):
         raise LumaWaitError(
             f"The wait reported on generation {generation_id}, but this task waits for "
             f"{expected_generation_id}.",

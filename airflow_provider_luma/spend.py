@@ -233,6 +233,14 @@ class RunBudget:
         self._sleep = sleep
         self._jitter = jitter
 
+    def priced_cost(self, mine: SpendEntry) -> float:
+        """``mine``'s list price; :class:`LumaRunBudgetUnpricedError` when Luma publishes none."""
+        if mine.estimated_cost_usd is None:
+            raise LumaRunBudgetUnpricedError(
+                cap_usd=self.cap_usd, task_label=self._task_label, what=_unpriced_what(mine)
+            )
+        return mine.estimated_cost_usd
+
     def admit(self, mine: SpendEntry, *, withdraw: Callable[[], None], reserve: Callable[[], None]) -> None:
         """
         Return when ``mine`` (already published as reserved) fits under the cap; raise when it does not.
@@ -245,11 +253,7 @@ class RunBudget:
         the cap. Other tasks' unpriced submissions (made without a cap) add nothing to the sum; the
         cap then holds for the priced spend only, which is logged.
         """
-        cost = mine.estimated_cost_usd
-        if cost is None:
-            raise LumaRunBudgetUnpricedError(
-                cap_usd=self.cap_usd, task_label=self._task_label, what=_unpriced_what(mine)
-            )
+        cost = self.priced_cost(mine)
         for waited in range(CONTENDED_ROUNDS + 1):
             others = [
                 entry
@@ -304,5 +308,3 @@ class RunBudget:
             cost_usd=cost,
             contended=contended,
         )
-
-

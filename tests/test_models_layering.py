@@ -45,7 +45,7 @@ def test_a_layering_job_serialises_its_options_prompt_and_source_in_every_form()
     }
     for source, sent in ((GEN_ID, {"generation_id": GEN_ID}), ({"file_id": GEN_ID}, {"file_id": GEN_ID})):
         assert layering(source=source).to_json()["source"] == sent
-    assert layering(layering={}).to_json()["layering"] == {}
+    assert "layering" not in layering(layering={}).to_json()  # {} asks for the defaults, as None does
 
 
 def test_the_layering_options_are_in_the_description_and_the_fingerprint() -> None:
@@ -205,3 +205,30 @@ def test_a_layer_is_read_leniently_and_a_bad_one_costs_no_output(layer: Any, rea
 def test_a_layer_round_trips_through_its_json() -> None:
     layer = Layer(2, "background", "The scene behind", "none")
     assert Layer.from_json(json.loads(json.dumps(layer.to_json()))) == layer
+
+
+def test_layering_refuses_jpeg_and_reads_empty_options_as_none() -> None:
+    from airflow_provider_luma.exceptions import LumaRequestValidationError
+    from airflow_provider_luma.models import GenerationRequest
+
+    source = "https://example.com/poster.png"
+    with pytest.raises(LumaRequestValidationError) as raised:
+        GenerationRequest.build(type="layering", source=source, output_format="jpeg")
+    assert raised.value.field == "output_format"
+    empty = GenerationRequest.build(type="layering", source=source, layering={})
+    assert empty.layering is None
+    assert empty.fingerprint() == GenerationRequest.build(type="layering", source=source).fingerprint()
+    with pytest.raises(LumaRequestValidationError):
+        GenerationRequest.build(type="layering", source=source, layering="")
+
+
+def test_layer_text_from_the_server_is_bounded() -> None:
+    from airflow_provider_luma.models import Layer
+
+    layer = Layer.from_json(
+        {"index": 0, "label": "x" * 10_000, "description": "y" * 100_000, "alpha_hint": "soft"}
+    )
+
+    assert layer is not None
+    assert len(layer.label) == 64 and layer.label.endswith("\u2026")
+    assert len(layer.description) == 500 and layer.alpha_hint == "soft"

@@ -124,8 +124,10 @@ def test_other_tasks_unpriced_submissions_add_nothing_to_a_capped_tasks_sum(
 # into the spend entry it reserves, so a missing price must stay missing there (a 0.0 would be admitted).
 
 
-def _layering_submission(fake_hook: FakeHook, budget: RunBudget | None) -> list[list[SpendEntry]]:
-    published: list[list[SpendEntry]] = []
+def _layering_submission(
+    fake_hook: FakeHook, budget: RunBudget | None, published: list[list[SpendEntry]] | None = None
+) -> list[list[SpendEntry]]:
+    published = [] if published is None else published
     ledger = SubmissionLedger(FakeTaskStateStore(), log, try_number=1, publish=published.append)
     request = GenerationRequest.build(type="layering", source="https://example.com/poster.png")
     fake_hook.create_result = make_generation("queued", type="layering")
@@ -135,9 +137,12 @@ def _layering_submission(fake_hook: FakeHook, budget: RunBudget | None) -> list[
 
 def test_a_layering_submission_under_a_cap_sends_nothing(fake_hook: FakeHook) -> None:
     budget = RunBudget(1000.0, lambda: [], task_label="split", log=log, sleep=lambda _: None)
+    published: list[list[SpendEntry]] = []
     with pytest.raises(LumaRunBudgetUnpricedError):
-        _layering_submission(fake_hook, budget)
+        _layering_submission(fake_hook, budget, published)
     assert fake_hook.created == []
+    # Refused before anything was reserved: the run never saw it, even for a moment.
+    assert published == []
 
 
 def test_a_layering_submission_without_a_cap_is_published_as_unpriced(fake_hook: FakeHook) -> None:
@@ -155,3 +160,5 @@ def test_a_task_opts_out_of_the_deployments_cap_with_none(monkeypatch: pytest.Mo
     assert run_cap(None) == 2.5
     assert run_cap("none") is None and run_cap(" None ") is None
     assert run_cap(1) == 1.0
+    monkeypatch.setenv("AIRFLOW__LUMA__MAX_RUN_COST_USD", "none")
+    assert run_cap(None) is None

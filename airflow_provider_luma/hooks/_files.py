@@ -33,7 +33,13 @@ from airflow_provider_luma.exceptions import (
 )
 from airflow_provider_luma.hooks._answers import answer_body, error_detail
 from airflow_provider_luma.hooks._retry import run_sync
-from airflow_provider_luma.models import MAX_IMAGE_BYTES, MEDIA_TYPES, is_generation_id, sniff_media_type
+from airflow_provider_luma.models import (
+    MAX_IMAGE_BYTES,
+    MEDIA_TYPES,
+    canonical_id,
+    is_generation_id,
+    sniff_media_type,
+)
 from airflow_provider_luma.models.file import (
     FILE_PURPOSES,
     FILE_STATES,
@@ -84,7 +90,7 @@ def file_path(file_id: str) -> str:
     """The API path of a file; an id that is not a canonical UUID is refused before anything is sent."""
     if not is_generation_id(file_id):
         raise LumaRequestValidationError("file_id", f"must be a file's UUID (got {file_id!r})")
-    return f"{_FILES}/{quote(file_id, safe='')}"
+    return f"{_FILES}/{quote(canonical_id(file_id), safe='')}"
 
 
 def _check_purpose(purpose: str) -> None:

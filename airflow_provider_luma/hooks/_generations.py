@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from airflow_provider_luma.exceptions import LumaRequestValidationError
 from airflow_provider_luma.hooks._answers import generation_from
-from airflow_provider_luma.models import Generation, GenerationRequest, is_generation_id
+from airflow_provider_luma.models import Generation, GenerationRequest, canonical_id, is_generation_id
 
 if TYPE_CHECKING:
     import httpx
@@ -48,7 +48,7 @@ def generation_path(generation_id: str) -> str:
         raise LumaRequestValidationError(
             "generation_id", f"must be a generation's UUID (got {generation_id!r})"
         )
-    return f"{GENERATIONS}/{quote(generation_id, safe='')}"
+    return f"{GENERATIONS}/{quote(canonical_id(generation_id), safe='')}"
 
 
 class GenerationsAPI:

@@ -15,6 +15,7 @@ from airflow_provider_luma.models.generation import (
     GenerationOutput,
     GenerationState,
     Layer,
+    canonical_id,
     failure_code_is_retryable,
     is_generation_id,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "GenerationState",
     "ImageRef",
     "Layer",
+    "canonical_id",
     "estimate_cost_of_described",
     "estimate_cost_usd",
     "failure_code_is_retryable",

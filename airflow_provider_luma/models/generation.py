@@ -33,6 +33,15 @@ def is_generation_id(value: object) -> bool:
     return isinstance(value, str) and _CANONICAL_UUID.fullmatch(value) is not None
 
 
+def canonical_id(value: str) -> str:
+    """
+    An id as the API spells it (lowercase): UUIDs are case-insensitive, but an id is compared with
+    the API's answers, hashed into fingerprints and put into paths, where one spelling must mean one
+    object. Every id that comes in from a user or an upstream task goes through here.
+    """
+    return value.lower()
+
+
 class GenerationState(str, Enum):
     """
     The four states a generation passes through: ``queued -> processing -> completed | failed``.
@@ -95,6 +104,10 @@ def failure_code_is_retryable(code: str | None) -> bool:
         return False
 
 
+#: The most of each layer text kept: a label is a name of a word or two, a description a caption.
+_LAYER_TEXT_CHARS = {"label": 64, "alpha_hint": 16, "description": 500}
+
+
 @dataclass(frozen=True)
 class Layer:
     """
@@ -130,7 +143,12 @@ class Layer:
 
         def text(key: str) -> str:
             item = value.get(key)
-            return item if isinstance(item, str) else ""
+            if not isinstance(item, str):
+                return ""
+            # The text travels in trigger events, XCom, records and Asset extras: bounded, and marked
+            # where it was cut, whatever the server sends.
+            limit = _LAYER_TEXT_CHARS.get(key, _LAYER_TEXT_CHARS["description"])
+            return item if len(item) <= limit else item[: limit - 1] + "\u2026"
 
         return cls(index, text("label"), text("description"), text("alpha_hint"))
 

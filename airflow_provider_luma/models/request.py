@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_luma._redaction import redact_secrets
 from airflow_provider_luma.exceptions import LumaRequestValidationError
-from airflow_provider_luma.models.generation import is_generation_id
+from airflow_provider_luma.models.generation import canonical_id, is_generation_id
 from airflow_provider_luma.models.pricing import published_price_usd
 
 MODELS: tuple[str, ...] = ("uni-1", "uni-1-max")
@@ -163,6 +163,9 @@ class ImageRef:
                 raise LumaRequestValidationError(
                     self.field_name, f"'{name}' must be a UUID (got {_quoted(value)})"
                 )
+            if value is not None:
+                # One spelling per id: the fingerprint of a retry must not depend on the case.
+                object.__setattr__(self, name, canonical_id(value))
 
     def _check_data(self, data: str) -> None:
         """An inline image: a media type, at most 50 MB decoded, base64, and an image's bytes."""
@@ -371,7 +374,14 @@ class GenerationRequest:
                     "is not used by type 'layering': the server plans the layers from the source, "
                     "which sets their shape; leave it unset",
                 )
-        if self.layering is None:
+        if self.output_format == "jpeg":
+            raise LumaRequestValidationError(
+                "output_format",
+                "'jpeg' has no transparency, which is what a layer is; valid for type 'layering': png",
+            )
+        if self.layering is None or (isinstance(self.layering, Mapping) and not self.layering):
+            # {} asks for nothing more than None: one spelling, one fingerprint.
+            object.__setattr__(self, "layering", None)
             return
         if not isinstance(self.layering, Mapping):
             raise LumaRequestValidationError(

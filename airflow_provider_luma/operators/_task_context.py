@@ -37,12 +37,12 @@ def run_cap(value: Any) -> float | None:
     task left unset under no option, or set to ``"none"`` (the way out of a deployment's cap for a
     request it cannot price, such as a layering job).
     """
-    if isinstance(value, str) and value.strip().lower() == NO_CAP:
-        return None
     if value is None or value == "":
         value = conf.get("luma", "max_run_cost_usd", fallback="") or None
         if value is None:
             return None
+    if isinstance(value, str) and value.strip().lower() == NO_CAP:
+        return None
     try:
         cap = float(value)
     except (TypeError, ValueError):

@@ -30,6 +30,7 @@ from airflow_provider_luma.models import (
     Generation,
     GenerationState,
     Layer,
+    canonical_id,
     estimate_cost_of_described,
     is_generation_id,
 )
@@ -84,7 +85,9 @@ def _parse_generation(value: Any) -> _Upstream:
             f"with a 'generation_id' key (got {type(value).__name__})",
         )
     request = request if isinstance(request, Mapping) else None
-    return _Upstream(generation_id.strip(), request, request_id, _estimated_cost_usd(upstream_cost, request))
+    return _Upstream(
+        canonical_id(generation_id.strip()), request, request_id, _estimated_cost_usd(upstream_cost, request)
+    )
 
 
 def _estimated_cost_usd(upstream_cost: Any, request: Mapping[str, Any] | None) -> float | None:

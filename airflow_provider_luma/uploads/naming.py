@@ -19,6 +19,7 @@ import unicodedata
 from typing import TYPE_CHECKING
 
 from airflow_provider_luma.exceptions import LumaRequestValidationError, LumaUnexpectedResponseError
+from airflow_provider_luma.models.generation import canonical_id
 from airflow_provider_luma.storage import is_local, object_uri
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from airflow_provider_luma.models import Generation, Layer
 
 FILE_NAME_FIELDS: frozenset[str] = frozenset({"generation_id", "index", "layer", "ext"})
+#: Fills a pattern at parse time, to find the format specs that do not fit before any upload.
+_SAMPLE_ID = "00000000-0000-4000-8000-000000000000"
 DEFAULT_FILE_NAME = "{generation_id}-{index}{ext}"
 #: The most of a layer's label its slug keeps: a name, not the caption.
 _SLUG_CHARS = 40
@@ -67,7 +70,14 @@ def check_file_name(pattern: object) -> None:
         raise LumaRequestValidationError(
             "file_name", f"{pattern!r} uses unknown fields {sorted(unknown)}; expected {_ALLOWED}"
         )
+    if any(conversion for _, _, _, conversion in string.Formatter().parse(pattern)):
+        raise LumaRequestValidationError(
+            "file_name", f"{pattern!r} uses a conversion (!r, !s, !a), which would quote the value"
+        )
     _check_relative(pattern, pattern)
+    # A format spec that does not fit the field's type ({layer:02d}: a layer is text) fails here,
+    # at DAG parse, rather than at the first upload, as an error no retry can fix.
+    object_name(pattern, _SAMPLE_ID, 0, ".png")
 
 
 def _check_relative(name: str, pattern: str) -> None:
@@ -100,7 +110,16 @@ def layer_name(index: int, layer: Layer | None) -> str:
 
 def object_name(pattern: str, generation_id: str, index: int, ext: str, layer: Layer | None = None) -> str:
     """The object's name under the destination; the filled-in name is checked like the pattern."""
-    name = pattern.format(generation_id=generation_id, index=index, layer=layer_name(index, layer), ext=ext)
+    try:
+        name = pattern.format(
+            generation_id=generation_id, index=index, layer=layer_name(index, layer), ext=ext
+        )
+    except (ValueError, TypeError) as error:
+        raise LumaRequestValidationError(
+            "file_name",
+            f"{pattern!r} cannot be filled in ({error}): {{index}} is a number, the other fields are "
+            "text (a layer is like '02-background')",
+        ) from error
     # A format spec (``{index:/>4}``) could still write a separator: the result is checked too.
     _check_relative(name, pattern)
     return name
@@ -157,7 +176,7 @@ def require_same_generation(asked: str, answered: Generation) -> None:
 
     :raises LumaUnexpectedResponseError: not retryable; nothing has been written.
     """
-    if answered.id != asked:
+    if canonical_id(answered.id) != canonical_id(asked):
         raise LumaUnexpectedResponseError(
             200,
             f"asked for generation {asked}, the API answered about {answered.id!r}; nothing was stored",
