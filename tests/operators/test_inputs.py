@@ -209,3 +209,30 @@ def test_the_same_image_twice_names_one_file_for_both(tmp_path: Any) -> None:
     assert resolved.image_ref[0].file_id == resolved.image_ref[1].file_id
     assert [ref["file_id"] for ref in described["image_ref"]] == [resolved.image_ref[0].file_id] * 2
     assert [item["reused"] for item in inputs.resolved] == [False, True]
+
+
+def test_an_s3_reference_is_uploaded_to_the_emulator_once_and_then_found(
+    s3: Any, luma_emulator: Any, luma_connection: str
+) -> None:
+    import hashlib
+
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_luma.hooks.luma import LumaHook
+    from tests.support import AWS_CONN_ID, BUCKET
+
+    content = _png()
+    s3.client.put_object(Bucket=BUCKET, Key="brand/logo.png", Body=content)
+    path = ObjectStoragePath(f"s3://{BUCKET}/brand/logo.png", conn_id=AWS_CONN_ID)
+    with LumaHook(luma_connection) as hook:
+        for expected_reused in (False, True):
+            with StagedInputs(LOG) as inputs:
+                ref = inputs.add(path, "image_ref[0]")
+                resolved = inputs.resolve(hook, GenerationRequest(prompt="x", image_ref=(ref,)))
+            [item] = inputs.resolved
+            assert item["reused"] is expected_reused
+            assert item["uri"] == f"s3://{BUCKET}/brand/logo.png"
+            assert item["sha256"] == hashlib.sha256(content).hexdigest()
+        assert hook.get_file(resolved.image_ref[0].file_id).size_bytes == len(content)
+    assert luma_emulator.stats.file_uploads == 1
+    assert luma_emulator.stats.file_upload_bytes == len(content)
