@@ -73,6 +73,11 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
     ),
     ("Worker slot-seconds per generation: deferrable vs polling on the worker", "bench_worker_slots.py", []),
     ("Upload throughput and peak RSS of LumaUploadOutputsOperator", "bench_upload_throughput.py", ["--s3"]),
+    (
+        "Sending a storage input: an uploaded file vs inline base64 (peak RSS)",
+        "bench_input_upload_memory.py",
+        [],
+    ),
     ("Import cost of the operators in a DAG file", "bench_import_cost.py", []),
     ("GETs per completed generation", "bench_gets_per_generation.py", []),
 ]
