@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     import httpx
+    from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_luma.hooks._connection import LumaSettings
 
@@ -116,14 +117,17 @@ class _Source:
     """
     The bytes of an upload, re-readable from the start for every PUT attempt.
 
-    A local path is opened (and closed) here; a file object given by the caller must be seekable
-    (its size and a rewind per attempt need it) and stays open.
+    A local path or an ``ObjectStoragePath`` is opened (and closed) here; a file object given by the
+    caller must be seekable (its size and a rewind per attempt need it) and stays open.
     """
 
     def __init__(self, source: Any, size_bytes: int | None) -> None:
         self._opened: IO[bytes] | None = None
         if isinstance(source, (bytes, bytearray, memoryview)):
             self.stream: IO[bytes] = io.BytesIO(bytes(source))
+        elif hasattr(source, "protocol") and hasattr(source, "open"):
+            # An ObjectStoragePath (s3://, gs://, file://): os.PathLike too, but not a local path.
+            self.stream = self._opened = source.open("rb")
         elif isinstance(source, (str, os.PathLike)):
             self.stream = self._opened = open(source, "rb")  # noqa: SIM115 - closed by close()
         elif hasattr(source, "read") and hasattr(source, "seek"):
@@ -221,7 +225,7 @@ class FilesAPI:
 
     def upload_file(
         self,
-        source: str | os.PathLike[str] | bytes | IO[bytes],
+        source: str | os.PathLike[str] | ObjectStoragePath | bytes | IO[bytes],
         *,
         purpose: str = "input",
         mime_type: str | None = None,
@@ -238,8 +242,8 @@ class FilesAPI:
         or GIF image (by content; a declared ``mime_type`` must agree), at most 50 MB, and the
         purpose is known.
 
-        :param source: a local path, bytes, or a seekable binary file object (read from its current
-            position; an ``ObjectStoragePath`` opened with ``open("rb")`` is one).
+        :param source: a local path, an ``ObjectStoragePath`` (``s3://…``), bytes, or a seekable
+            binary file object (read from its current position).
         :param purpose: ``input`` (an edit's source, a layering source) or ``reference``.
         :param mime_type: the media type, if you want it checked; read from the bytes otherwise.
         :param filename: a name recorded with the file (shown by :meth:`list_files`).

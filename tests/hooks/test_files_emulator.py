@@ -103,3 +103,17 @@ async def test_async_reads(hook: LumaHook) -> None:
     await hook.adelete_file(uploaded.id)
     assert (await hook.aget_file(uploaded.id)).state == "deleted"
     await hook.aclose()
+
+
+def test_upload_straight_from_s3(hook: LumaHook, luma_emulator: LumaEmulator, s3: Any) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    from tests.support import AWS_CONN_ID, BUCKET
+
+    content = _png((20, 10))
+    s3.client.put_object(Bucket=BUCKET, Key="in/logo.png", Body=content)
+
+    uploaded = hook.upload_file(ObjectStoragePath(f"s3://{BUCKET}/in/logo.png", conn_id=AWS_CONN_ID))
+
+    assert uploaded.sha256 == hashlib.sha256(content).hexdigest()
+    assert luma_emulator.stats.file_upload_bytes == len(content)
