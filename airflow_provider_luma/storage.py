@@ -49,9 +49,23 @@ def conn_id_of(path: ObjectStoragePath) -> str | None:
     return getattr(path, "conn_id", None) or path.storage_options.get("conn_id")
 
 
+def is_storage_path(value: Any) -> bool:
+    """
+    Whether ``value`` is a path object: an ``ObjectStoragePath`` or a local ``os.PathLike``.
+
+    Both are checked: with universal_pathlib 0.3 (Airflow 3.3) an ``ObjectStoragePath`` is no longer
+    an ``os.PathLike``, which it was with 0.2 (Airflow 3.1).
+    """
+    if isinstance(value, os.PathLike):
+        return True
+    from airflow.sdk import ObjectStoragePath
+
+    return isinstance(value, ObjectStoragePath)
+
+
 def is_storage_reference(value: Any) -> bool:
     """Whether a reference names a file in storage (read and sent as base64) rather than an API URL."""
-    if isinstance(value, os.PathLike):
+    if is_storage_path(value):
         return True
     return isinstance(value, str) and "://" in value and not value.startswith(_API_FETCHED_SCHEMES)
 

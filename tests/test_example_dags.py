@@ -107,12 +107,6 @@ def _stored(folder: Path) -> dict[str, dict[str, Any]]:
     return records
 
 
-def _storage_paths_are_path_like() -> bool:
-    from airflow.sdk import ObjectStoragePath
-
-    return isinstance(ObjectStoragePath((ASSETS / "product.png").as_uri()), os.PathLike)
-
-
 @pytest.fixture
 def sent_bodies(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """The body of every ``POST /generations`` the hook sends in this test, as the API receives it."""
@@ -160,12 +154,6 @@ def test_quickstart_generates_and_stores_one_image(
 
 
 @pytest.mark.usefixtures("airflow_db")
-@pytest.mark.xfail(
-    not _storage_paths_are_path_like(),
-    reason="with universal_pathlib >= 0.3 (Airflow 3.3) ObjectStoragePath is no os.PathLike, and "
-    "storage.is_storage_reference refuses it: 'source: unsupported reference type ObjectStoragePath'",
-    strict=True,
-)
 def test_image_edit_chains_an_edit_and_edits_a_stored_photo_with_uploaded_files(
     luma_emulator: LumaEmulator,
     luma_connection: str,

@@ -126,7 +126,8 @@ class _Source:
         if isinstance(source, (bytes, bytearray, memoryview)):
             self.stream: IO[bytes] = io.BytesIO(bytes(source))
         elif hasattr(source, "protocol") and hasattr(source, "open"):
-            # An ObjectStoragePath (s3://, gs://, file://): os.PathLike too, but not a local path.
+            # An ObjectStoragePath (s3://, gs://, file://), opened by its own filesystem: with
+            # universal_pathlib 0.2 (Airflow 3.1) it is os.PathLike too, but no local path.
             self.stream = self._opened = source.open("rb")
         elif isinstance(source, (str, os.PathLike)):
             self.stream = self._opened = open(source, "rb")  # noqa: SIM115 - closed by close()

@@ -5,12 +5,12 @@ be described rather than kept (image bytes, URL signatures).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_luma.exceptions import LumaRequestValidationError
 from airflow_provider_luma.models import ImageRef
+from airflow_provider_luma.storage import is_storage_path
 
 
 class RenderedReference:
@@ -49,7 +49,7 @@ def conceal(value: Any, field_name: str) -> Any:
 
 def is_literal(value: Any) -> bool:
     """Whether ``value`` is known at DAG parse (no Jinja template, no XComArg or other lazy value)."""
-    if value is None or isinstance(value, (bool, int, float, os.PathLike, ImageRef)):
+    if value is None or isinstance(value, (bool, int, float, ImageRef)) or is_storage_path(value):
         return True
     if isinstance(value, str):
         return "{{" not in value and "{%" not in value
