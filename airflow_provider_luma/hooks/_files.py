@@ -33,6 +33,7 @@ from airflow_provider_luma.exceptions import (
 )
 from airflow_provider_luma.hooks._answers import answer_body, error_detail
 from airflow_provider_luma.hooks._retry import run_sync
+from airflow_provider_luma.hooks._transport import HookTransport
 from airflow_provider_luma.models import (
     MAX_IMAGE_BYTES,
     MEDIA_TYPES,
@@ -50,13 +51,12 @@ from airflow_provider_luma.models.file import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+    from collections.abc import Iterator
     from datetime import datetime
 
     import httpx
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_luma.hooks._connection import LumaSettings
 
 _FILES = "/files"
 #: The API's own 404 for a file that does not exist (or is another client's).
@@ -193,36 +193,8 @@ def _iso(value: datetime | str | None) -> str | None:
     return value.isoformat()
 
 
-class FilesAPI:
+class FilesAPI(HookTransport):
     """The Files API part of :class:`~airflow_provider_luma.hooks.luma.LumaHook` (a mixin)."""
-
-    if TYPE_CHECKING:
-        log: Any
-        _sleep: Callable[[float], object]
-        _clock: Callable[[], float]
-
-        def _get_settings(self) -> LumaSettings: ...
-        def _storage_client(self) -> httpx.Client: ...
-        def _exchange(
-            self,
-            method: str,
-            path: str,
-            body: dict[str, Any] | None = None,
-            *,
-            request_id: str | None = None,
-            deadline: float | None = None,
-            creates: str | None = ...,
-        ) -> tuple[httpx.Response, str]: ...
-        def _aexchange(
-            self,
-            method: str,
-            path: str,
-            body: dict[str, Any] | None = None,
-            *,
-            request_id: str | None = None,
-            deadline: float | None = None,
-            creates: str | None = ...,
-        ) -> Awaitable[tuple[httpx.Response, str]]: ...
 
     def upload_file(
         self,

@@ -9,15 +9,13 @@ request's fields as keywords.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_luma.exceptions import LumaRequestValidationError
 from airflow_provider_luma.hooks._answers import generation_from
+from airflow_provider_luma.hooks._transport import HookTransport
 from airflow_provider_luma.models import Generation, GenerationRequest, canonical_id, is_generation_id
-
-if TYPE_CHECKING:
-    import httpx
 
 GENERATIONS = "/generations"
 
@@ -51,30 +49,8 @@ def generation_path(generation_id: str) -> str:
     return f"{GENERATIONS}/{quote(canonical_id(generation_id), safe='')}"
 
 
-class GenerationsAPI:
+class GenerationsAPI(HookTransport):
     """The generations part of :class:`~airflow_provider_luma.hooks.luma.LumaHook` (a mixin)."""
-
-    if TYPE_CHECKING:
-
-        def _exchange(
-            self,
-            method: str,
-            path: str,
-            body: dict[str, Any] | None = None,
-            *,
-            request_id: str | None = None,
-            deadline: float | None = None,
-        ) -> tuple[httpx.Response, str]: ...
-
-        async def _aexchange(
-            self,
-            method: str,
-            path: str,
-            body: dict[str, Any] | None = None,
-            *,
-            request_id: str | None = None,
-            deadline: float | None = None,
-        ) -> tuple[httpx.Response, str]: ...
 
     def _send(
         self,
