@@ -8,6 +8,10 @@ each other's work. It imports nothing from the rest of ``airflow_provider_luma``
 sharing code with the client would hide mismatches. README.md beside this module lists the routes, the
 settings, the control plane and every behaviour the emulator had to infer.
 
+``airflow_services.AirflowServices`` is the other half of a local stand-in: a throw-away Airflow
+deployment of the real services (api-server, scheduler, triggerer, dag-processor) on SQLite and
+127.0.0.1, for end-to-end tests and ``make demo``. It, too, imports nothing of the provider.
+
 The names are resolved lazily so that importing the pytest plugin (loaded in every pytest run) does not
 pull in Starlette or uvicorn.
 """

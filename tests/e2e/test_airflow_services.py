@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 
-from tests.e2e.airflow_services import AirflowServices, wait_for
+from airflow_provider_luma.testing.airflow_services import AirflowServices, wait_for
 from tests.support import assert_no_leaks, metadata_db_texts, text_files
 
 if TYPE_CHECKING:
