@@ -224,6 +224,15 @@ class LumaIncompleteWriteError(LumaError):
         self.uri = uri
 
 
+class LumaManifestError(LumaError):
+    """
+    A batch manifest cannot be written or read as it should: an upload result of the wrong shape, an
+    image whose record is missing or describes other bytes, or a file that is no manifest.
+
+    Not retryable: the stored objects or the task's input must change first.
+    """
+
+
 class LumaOutputConflictError(LumaError):
     """
     ``if_exists="fail"`` found something at an output's name that is not this output's finished upload.

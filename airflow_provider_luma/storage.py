@@ -19,7 +19,12 @@ from contextlib import contextmanager, suppress
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_luma.exceptions import LumaIncompleteWriteError, LumaRequestValidationError
+from airflow_provider_luma._compat import conf
+from airflow_provider_luma.exceptions import (
+    LumaConfigurationError,
+    LumaIncompleteWriteError,
+    LumaRequestValidationError,
+)
 from airflow_provider_luma.models import MAX_IMAGE_BYTES, ImageRef, sniff_media_type
 
 if TYPE_CHECKING:
@@ -113,6 +118,34 @@ def read_storage_image(value: Any, field_name: str, conn_id: str | None = None) 
         media_type=_media_type(content, field_name),
         field_name=field_name,
     )
+
+
+def configured_folder(
+    destination: str | ObjectStoragePath | None, conn_id: str | None, *, task_id: str
+) -> ObjectStoragePath:
+    """
+    The folder a task writes to: its own ``destination``, or the deployment's ``[luma]`` defaults.
+
+    One storage per deployment is the usual set-up (``AIRFLOW__LUMA__OUTPUT_PATH`` and
+    ``AIRFLOW__LUMA__OUTPUT_CONN_ID``), so that DAGs name no bucket. A bare path is a local folder.
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    destination = destination or conf.get("luma", "output_path", fallback="")
+    conn_id = conn_id or conf.get("luma", "output_conn_id", fallback="") or None
+    if not destination:
+        raise LumaConfigurationError(
+            f"Task {task_id} has no destination: pass destination= (and destination_conn_id=), "
+            "or set the [luma] output_path and output_conn_id options (AIRFLOW__LUMA__OUTPUT_PATH, "
+            "AIRFLOW__LUMA__OUTPUT_CONN_ID)."
+        )
+    if isinstance(destination, ObjectStoragePath):
+        if conn_id is None or conn_id_of(destination) is not None:
+            return destination
+        destination = str(destination)
+    if "://" not in destination:
+        destination = "file://" + os.path.abspath(destination)
+    return ObjectStoragePath(destination, conn_id=conn_id)
 
 
 def extension_for(content_type: str) -> str:

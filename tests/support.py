@@ -5,6 +5,7 @@ generations on the emulator, an S3 server handle, a minimal task context.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -255,3 +256,15 @@ def metadata_db_texts(
                     for value in row._mapping.values()
                 )
     return texts
+
+
+def complete_events(events_file: Path, job_name: str, count: int) -> list[dict[str, Any]]:
+    """The COMPLETE events of a job, once ``count`` of them are in the file (bounded wait)."""
+    deadline = time.monotonic() + 15
+    while True:
+        lines = events_file.read_text().splitlines(keepends=True) if events_file.exists() else []
+        events = [json.loads(line) for line in lines if line.endswith("\n")]
+        complete = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == job_name]
+        if len(complete) >= count or time.monotonic() > deadline:
+            return complete
+        time.sleep(0.05)

@@ -12,12 +12,13 @@ import json
 import os
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support import emulator_bytes, run_dag, xcom
+from tests.support import complete_events, emulator_bytes, run_dag, xcom
 
 if TYPE_CHECKING:
     from airflow_provider_luma.testing import LumaEmulator
@@ -50,7 +51,7 @@ print(json.dumps({"seconds": seconds, "dag_ids": sorted(bag.dag_ids),
 def test_the_example_folder_is_found() -> None:
     names = {path.name for path in EXAMPLE_FILES}
     assert {"luma_quickstart.py", "luma_image_edit.py", "luma_submit_then_sense.py"} <= names
-    assert {"example_luma_generate.py", "example_luma_marketing_refresh.py"} <= names
+    assert {"luma_marketing_refresh.py", "luma_campaign_gallery.py", "luma_lineage.py"} <= names
 
 
 @pytest.mark.parametrize("dag_file", EXAMPLE_FILES, ids=[path.name for path in EXAMPLE_FILES])
@@ -95,7 +96,7 @@ def _sha256(data: bytes) -> str:
 def _stored(folder: Path) -> dict[str, dict[str, Any]]:
     """The metadata records under ``folder`` by generation id, each checked against its image."""
     records = {}
-    for path in sorted(folder.rglob("*.json")):
+    for path in sorted(folder.rglob("*.png.json")):
         record = json.loads(path.read_text())
         image = path.with_name(path.name[: -len(".json")])
         data = image.read_bytes()
@@ -231,3 +232,138 @@ def test_submit_then_sense_waits_for_the_submitted_generation_and_stores_it(
     record = records[submitted["generation_id"]]
     assert record["request"]["prompt"].startswith("a canvas tote bag")
     assert record["sha256"] == _sha256(emulator_bytes(luma_connection, submitted["generation_id"]))
+
+
+def _task_state_store_exists() -> bool:
+    from airflow.sdk.execution_time import context
+
+    return hasattr(context, "TaskStateStoreAccessor")
+
+
+_HAS_TASK_STATE_STORE = _task_state_store_exists()
+
+
+def _campaign_rows() -> list[tuple[str, str]]:
+    """(prompt, aspect_ratio) of every product x channel of the campaign file, in order."""
+    spec = json.loads((EXAMPLE_DAGS / "campaigns" / "spring_launch.json").read_text())
+    return [
+        (f"{product['subject']}, {channel['framing']}, {spec['style']}", channel["aspect_ratio"])
+        for product in spec["products"]
+        for channel in spec["channels"]
+    ]
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_marketing_refresh_maps_the_campaign_and_publishes_one_manifest(
+    luma_emulator: LumaEmulator, luma_connection: str, output_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_dag(
+        monkeypatch,
+        EXAMPLE_DAGS / "luma_marketing_refresh.py",
+        "luma_marketing_refresh",
+        conf={"max_images": 4},
+    )
+
+    _succeeded(result)
+    tis = result.tis
+    mapped = {task_id: sorted(i for t, i in tis if t == task_id) for task_id in ("generate", "upload")}
+    assert mapped == {"generate": [0, 1, 2, 3], "upload": [0, 1, 2, 3]}
+    assert luma_emulator.stats.generations_created == 4
+    assert luma_emulator.stats.requests["POST /v1/generations"] == 4
+    # The first four rows of products x channels, each with its channel's ratio.
+    generated = [xcom(tis[("generate", index)]) for index in range(4)]
+    assert [(g["request"]["prompt"], g["request"]["aspect_ratio"]) for g in generated] == _campaign_rows()[:4]
+
+    records = _stored(output_path)
+    assert set(records) == {g["generation_id"] for g in generated}
+    if _HAS_TASK_STATE_STORE:  # below 3.3, dag.test() drops the deferral's kwargs that carry it
+        for record in records.values():
+            # The submission's request id names the mapped task that paid for it.
+            map_index = record["airflow"]["map_index"]
+            assert record["request_id"].startswith("airflow-luma_marketing_refresh-manual__")
+            assert record["request_id"].endswith(f"-generate-{map_index}-1")
+    summary = xcom(tis[("publish_manifest", -1)])
+    manifest_path = Path(summary["manifest_uri"].removeprefix("file://"))
+    # Everything of the run in one folder of the configured storage: images, records, manifest.
+    assert manifest_path.name == "manifest.json"
+    assert manifest_path.parent.parent == output_path / "spring-launch"
+    assert {Path(record["uri"].removeprefix("file://")).parent for record in records.values()} == {
+        manifest_path.parent
+    }
+    manifest = json.loads(manifest_path.read_text())
+    assert [(image["generation_id"], image["sha256"]) for image in manifest["images"]] == [
+        (g["generation_id"], records[g["generation_id"]]["sha256"]) for g in generated
+    ]
+    assert summary == {
+        "manifest_uri": manifest_path.as_uri(),
+        "images": 4,
+        "generations": 4,
+        "estimated_cost_usd": pytest.approx(4 * 0.0404),
+    }
+    assert manifest["run"] == {
+        "dag_id": "luma_marketing_refresh",
+        "run_id": result.run_id,
+        "task_id": "publish_manifest",
+    }
+    assert xcom(tis[("spend", -1)])["estimated_cost_usd"] == pytest.approx(4 * 0.0404)
+
+    # The gallery of that batch (as its Asset event would start it, here through the param).
+    gallery = run_dag(
+        monkeypatch,
+        EXAMPLE_DAGS / "luma_campaign_gallery.py",
+        "luma_campaign_gallery",
+        conf={"manifest_uri": summary["manifest_uri"]},
+    )
+    _succeeded(gallery)
+    page = xcom(gallery.tis[("build_gallery", -1)])
+    assert page == {
+        "gallery_uri": (manifest_path.parent / "index.html").as_uri(),
+        "manifest_uri": summary["manifest_uri"],
+        "images": 4,
+    }
+    html = (manifest_path.parent / "index.html").read_text()
+    for g in generated:
+        assert escape(g["request"]["prompt"]) in html
+        assert f'src="{g["generation_id"]}-0.png"' in html
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_lineage_example_records_each_image_back_to_the_hero(
+    luma_emulator: LumaEmulator,
+    luma_connection: str,
+    output_path: Path,
+    openlineage_events: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = run_dag(monkeypatch, EXAMPLE_DAGS / "luma_lineage.py", "luma_lineage")
+
+    _succeeded(result)
+    tis = result.tis
+    hero = xcom(tis[("hero", -1)])["generation_id"]
+    adapted = [xcom(tis[("adapt", index)])["generation_id"] for index in (0, 1)]
+    records = _stored(output_path)
+    assert set(records) == {hero, *adapted}
+
+    def datasets(event: dict[str, Any], side: str) -> set[tuple[str, str]]:
+        return {(dataset["namespace"], dataset["name"]) for dataset in event[side]}
+
+    def stored(generation_id: str) -> set[tuple[str, str]]:
+        return {("file", records[generation_id]["uri"].removeprefix("file://"))}
+
+    [hero_event] = complete_events(openlineage_events, "luma_lineage.store_hero", count=1)
+    assert datasets(hero_event, "inputs") == {("luma", f"generations/{hero}")}
+    assert datasets(hero_event, "outputs") == stored(hero)
+    adapted_events = complete_events(openlineage_events, "luma_lineage.store_adapted", count=2)
+    assert len(adapted_events) == 2
+    by_generation = {
+        event["run"]["facets"]["luma_generation"]["generation_id"]: event for event in adapted_events
+    }
+    assert set(by_generation) == set(adapted)
+    for generation_id, event in by_generation.items():
+        # Each channel image comes from its edit, and the edit from the hero.
+        assert datasets(event, "inputs") == {
+            ("luma", f"generations/{generation_id}"),
+            ("luma", f"generations/{hero}"),
+        }
+        assert datasets(event, "outputs") == stored(generation_id)
+        assert event["run"]["facets"]["luma_generation"]["type"] == "image_edit"

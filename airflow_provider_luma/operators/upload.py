@@ -11,17 +11,14 @@ keeps them in agreement. Naming, records and the ``if_exists`` rules live in
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_luma._compat import conf
 from airflow_provider_luma._failures import raise_for_task
 from airflow_provider_luma.exceptions import (
-    LumaConfigurationError,
     LumaError,
     LumaOutputNotAvailableError,
     LumaRequestValidationError,
@@ -34,7 +31,7 @@ from airflow_provider_luma.models import (
     estimate_cost_of_described,
     is_generation_id,
 )
-from airflow_provider_luma.storage import conn_id_of, extension_for, object_uri
+from airflow_provider_luma.storage import configured_folder, extension_for, object_uri
 from airflow_provider_luma.uploads import (
     DEFAULT_FILE_NAME,
     build_record,
@@ -171,23 +168,7 @@ class LumaUploadOutputsOperator(BaseOperator):
 
     def resolve_destination(self) -> ObjectStoragePath:
         """The destination folder: the task's own, or the deployment's ``[luma]`` defaults."""
-        from airflow.sdk import ObjectStoragePath
-
-        destination = self.destination or conf.get("luma", "output_path", fallback="")
-        conn_id = self.destination_conn_id or conf.get("luma", "output_conn_id", fallback="") or None
-        if not destination:
-            raise LumaConfigurationError(
-                f"Task {self.task_id} has no destination: pass destination= (and destination_conn_id=), "
-                "or set the [luma] output_path and output_conn_id options (AIRFLOW__LUMA__OUTPUT_PATH, "
-                "AIRFLOW__LUMA__OUTPUT_CONN_ID)."
-            )
-        if isinstance(destination, ObjectStoragePath):
-            if conn_id is None or conn_id_of(destination) is not None:
-                return destination
-            destination = str(destination)
-        if "://" not in destination:
-            destination = "file://" + os.path.abspath(destination)
-        return ObjectStoragePath(destination, conn_id=conn_id)
+        return configured_folder(self.destination, self.destination_conn_id, task_id=self.task_id)
 
     def _target(
         self, folder: ObjectStoragePath, generation_id: str, index: int, ext: str, layer: Layer | None

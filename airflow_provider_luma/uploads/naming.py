@@ -34,9 +34,14 @@ DEFAULT_FILE_NAME = "{generation_id}-{index}{ext}"
 #: The most of a layer's label its slug keeps: a name, not the caption.
 _SLUG_CHARS = 40
 _JINJA_MARKERS = ("{{", "{%", "{#")
-_ALLOWED = (
+#: What a name under a destination folder may be: it cannot climb out of it.
+RELATIVE_NAME = (
     "a relative path of '/'-separated names, without '..', '.' or empty segments, a leading '/' "
-    "or a backslash, using only the fields "
+    "or a backslash"
+)
+_ALLOWED = (
+    RELATIVE_NAME
+    + ", using only the fields "
     + ", ".join("{" + name + "}" for name in sorted(FILE_NAME_FIELDS))
 )
 
@@ -74,13 +79,20 @@ def check_file_name(pattern: object) -> None:
         raise LumaRequestValidationError(
             "file_name", f"{pattern!r} uses a conversion (!r, !s, !a), which would quote the value"
         )
-    _check_relative(pattern, pattern)
+    check_relative_name(pattern, pattern)
     # A format spec that does not fit the field's type ({layer:02d}: a layer is text) fails here,
     # at DAG parse, rather than at the first upload, as an error no retry can fix.
     object_name(pattern, _SAMPLE_ID, 0, ".png")
 
 
-def _check_relative(name: str, pattern: str) -> None:
+def check_relative_name(name: str, pattern: str, *, expected: str = _ALLOWED) -> None:
+    """
+    Refuse a name that could leave its folder: a backslash, a leading ``/``, a ``..``/``.``/empty segment.
+
+    :param name: the name as it will be used (rendered, filled in).
+    :param pattern: what the user wrote, shown in the message when it differs from ``name``.
+    :param expected: what a valid ``file_name`` is, for the message.
+    """
     problem = None
     if "\\" in name:
         problem = "contains a backslash"
@@ -90,7 +102,7 @@ def _check_relative(name: str, pattern: str) -> None:
         problem = "has an empty, '.' or '..' segment"
     if problem:
         shown = repr(name) if name == pattern else f"{name!r} (from {pattern!r})"
-        raise LumaRequestValidationError("file_name", f"{shown} {problem}; expected {_ALLOWED}")
+        raise LumaRequestValidationError("file_name", f"{shown} {problem}; expected {expected}")
 
 
 def layer_name(index: int, layer: Layer | None) -> str:
@@ -121,7 +133,7 @@ def object_name(pattern: str, generation_id: str, index: int, ext: str, layer: L
             "text (a layer is like '02-background')",
         ) from error
     # A format spec (``{index:/>4}``) could still write a separator: the result is checked too.
-    _check_relative(name, pattern)
+    check_relative_name(name, pattern)
     return name
 
 

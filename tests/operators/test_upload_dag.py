@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import completed_generation, run_dag, xcom
+from tests.support import complete_events, completed_generation, run_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "luma_connection")
 
@@ -72,56 +71,6 @@ def test_assets_alias_mapping_and_retry(luma_emulator, luma_connection, monkeypa
     assert luma_emulator.stats.requests["GET output"] == downloads
 
 
-def _task_state_store_exists() -> bool:
-    from airflow.sdk.execution_time import context
-
-    return hasattr(context, "TaskStateStoreAccessor")
-
-
-_HAS_TASK_STATE_STORE = _task_state_store_exists()
-
-
-def test_example_marketing_refresh_dag(luma_emulator, monkeypatch, tmp_path):
-    monkeypatch.setenv("AIRFLOW__LUMA__OUTPUT_PATH", f"file://{tmp_path}")
-
-    state, run_id, tis = run_dag(
-        monkeypatch,
-        EXAMPLE_DAGS / "example_luma_marketing_refresh.py",
-        "example_luma_marketing_refresh",
-    )
-
-    assert state == "success", {key: ti.state for key, ti in tis.items()}
-    records = sorted(tmp_path.rglob("*.json"))
-    assert len(records) == luma_emulator.stats.generations_created == 3
-    prompts = sorted(json.loads(path.read_text())["request"]["prompt"] for path in records)
-    assert all("spring sale" in prompt for prompt in prompts)
-    for path in records:
-        record = json.loads(path.read_text())
-        image = Path(str(path)[: -len(".json")])
-        assert image.stat().st_size == record["size"]
-        if _HAS_TASK_STATE_STORE:  # below 3.3, dag.test() drops the deferral's kwargs that carry it
-            # The submission's request id, naming the task that paid for it (not the last poll's).
-            map_index = record["airflow"]["map_index"]
-            assert record["request_id"].startswith("airflow-example_luma_marketing_refresh-manual__")
-            assert record["request_id"].endswith(f"-generate-{map_index}-1")
-    aliased = [uri for _, uri, _, _ in _asset_events("example_luma_marketing_refresh", run_id)]
-    assert sorted(aliased) == sorted(f"file://{str(path)[: -len('.json')]}" for path in records)
-    spend = xcom(tis[("spend", -1)])
-    assert spend["estimated_cost_usd"] == pytest.approx(3 * 0.0404) and spend["submissions"] == 3
-
-
-def _complete_events(events_file: Path, job_name: str, count: int) -> list[dict]:
-    """The COMPLETE events of a job, once ``count`` of them are in the file (bounded wait)."""
-    deadline = time.monotonic() + 15
-    while True:
-        lines = events_file.read_text().splitlines(keepends=True) if events_file.exists() else []
-        events = [json.loads(line) for line in lines if line.endswith("\n")]
-        complete = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == job_name]
-        if len(complete) >= count or time.monotonic() > deadline:
-            return complete
-        time.sleep(0.05)
-
-
 def test_openlineage_events_of_a_run(luma_connection, openlineage_events, monkeypatch, tmp_path):
     prompt = "a lantern on a pier at dusk"
     single = completed_generation(luma_connection, prompt=prompt)
@@ -132,7 +81,7 @@ def test_openlineage_events_of_a_run(luma_connection, openlineage_events, monkey
     state, _, tis = run_dag(monkeypatch, TESTS_DAGS / "upload_assets.py", "luma_upload_assets", conf)
 
     assert state == "success", {key: ti.state for key, ti in tis.items()}
-    [event] = _complete_events(openlineage_events, "luma_upload_assets.upload", count=1)
+    [event] = complete_events(openlineage_events, "luma_upload_assets.upload", count=1)
     assert event["job"]["namespace"] == "luma-tests"
     assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [
         ("luma", f"generations/{single['generation_id']}")
@@ -152,7 +101,7 @@ def test_openlineage_events_of_a_run(luma_connection, openlineage_events, monkey
     assert prompt not in json.dumps(event)
 
     # A mapped upload reports its own generation and object, not its siblings'.
-    [mapped_event] = _complete_events(openlineage_events, "luma_upload_assets.upload_each", count=1)
+    [mapped_event] = complete_events(openlineage_events, "luma_upload_assets.upload_each", count=1)
     assert mapped_event["run"]["facets"]["luma_generation"]["generation_id"] == mapped["generation_id"]
     mapped_image = destination / "mapped" / f"{mapped['generation_id']}-0.png"
     assert [(d["namespace"], d["name"]) for d in mapped_event["outputs"]] == [("file", str(mapped_image))]
