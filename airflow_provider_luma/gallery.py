@@ -149,6 +149,37 @@ _STYLE = f"""
 """
 
 
+def render_cards(images: Sequence[GalleryImage], base_url: str = "") -> str:
+    """One ``<figure class="card">`` per image, for a gallery page or the Luma view in Airflow's UI."""
+    return "\n".join(_card(image, base_url) for image in images)
+
+
+def render_page(title: str, header: str, body: str) -> str:
+    """
+    A whole page in the gallery's look: ``title`` is escaped here; ``header`` and ``body`` are HTML
+    their callers escaped.
+    """
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<header>
+  <h1>{html.escape(title)}</h1>
+{header}
+</header>
+<main>
+{body}
+</main>
+</body>
+</html>
+"""
+
+
 def render_gallery(
     images: Sequence[GalleryImage], manifest: Manifest, *, title: str, manifest_link: str, base_url: str = ""
 ) -> str:
@@ -169,29 +200,13 @@ def render_gallery(
     )
     if manifest.unpriced_generations:
         summary += f"; {manifest.unpriced_generations} generation(s) not priced"
-    cards = "\n".join(_card(image, base_url) for image in images)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>{_STYLE}</style>
-</head>
-<body>
-<header>
-  <h1>{html.escape(title)}</h1>
-  <p>{html.escape(summary)}</p>
-  <p>DAG run {html.escape(run.get("dag_id", ""))} / {html.escape(run.get("run_id", ""))},
-     manifest written {html.escape(manifest.written_at)}
-     (<a href="{html.escape(manifest_link)}">manifest</a>)</p>
-</header>
-<main>
-{cards}
-</main>
-</body>
-</html>
-"""
+    header = (
+        f"  <p>{html.escape(summary)}</p>\n"
+        f"  <p>DAG run {html.escape(run.get('dag_id', ''))} / {html.escape(run.get('run_id', ''))},\n"
+        f"     manifest written {html.escape(manifest.written_at)}\n"
+        f'     (<a href="{html.escape(manifest_link)}">manifest</a>)</p>'
+    )
+    return render_page(title, header, render_cards(images, base_url))
 
 
 @dataclass(frozen=True)
