@@ -48,6 +48,14 @@ class CatalogEntry:
     def dag_id(self) -> str:
         return str((self.record.get("airflow") or {}).get("dag_id", ""))
 
+    def matches(self, filters: Mapping[str, str | None]) -> bool:
+        """Whether the entry has every given value: ``dag_id``, ``run_id``, ``task_id``, ``map_index``
+        (of the task that stored it) or ``generation_id``; a ``None`` or empty filter matches all."""
+        airflow = self.record.get("airflow") or {}
+        values = {**{key: str(airflow.get(key, "")) for key in ("dag_id", "run_id", "task_id", "map_index")}}
+        values["generation_id"] = self.image.generation_id
+        return all(not wanted or values.get(key) == str(wanted) for key, wanted in filters.items())
+
     @property
     def written_at(self) -> str:
         return str(self.record.get("written_at", ""))
@@ -101,7 +109,7 @@ def list_entries(
     root: ObjectStoragePath,
     *,
     readable: Callable[[set[str]], Collection[str]],
-    dag_id: str | None = None,
+    filters: Mapping[str, str | None] | None = None,
     since: str | None = None,
     limit: int = 100,
     scan_limit: int = DEFAULT_SCAN_LIMIT,
@@ -112,7 +120,7 @@ def list_entries(
     :param readable: of the DAG ids given, the ones whose images the caller may read (the auth
         manager's answer, asked once per listing); images of any other DAG are left out, whatever the
         filters say.
-    :param dag_id: only this DAG's images.
+    :param filters: only the images with these values (see :meth:`CatalogEntry.matches`).
     :param since: only images written at or after this ISO date or time (``2026-12-01``).
     """
     entries = [entry for name in record_names(root, scan_limit) if (entry := entry_of(root, name))]
@@ -121,7 +129,7 @@ def list_entries(
         entry
         for entry in entries
         if entry.dag_id in allowed
-        and not (dag_id and entry.dag_id != dag_id)
+        and entry.matches(filters or {})
         and not (since and entry.written_at < since)
     ]
     chosen.sort(key=lambda entry: entry.written_at, reverse=True)

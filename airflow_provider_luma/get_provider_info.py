@@ -25,6 +25,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [{"integration-name": "Luma", "python-modules": ["airflow_provider_luma.sensors.luma"]}],
         "triggers": [{"integration-name": "Luma", "python-modules": ["airflow_provider_luma.triggers.luma"]}],
+        "extra-links": ["airflow_provider_luma.links.luma.LumaImagesLink"],
         "plugins": [{"name": "luma", "plugin-class": "airflow_provider_luma.plugins.luma.LumaPlugin"}],
         "connection-types": [
             {

@@ -25,6 +25,7 @@ from airflow_provider_luma.exceptions import (
     LumaRequestValidationError,
     LumaRunBudgetExceededError,
 )
+from airflow_provider_luma.links.luma import LumaImagesLink
 from airflow_provider_luma.models import GenerationRequest, GenerationState, estimate_cost_of_described
 from airflow_provider_luma.operators._inputs import StagedInputs, should_upload
 from airflow_provider_luma.operators._rendering import RenderedReference, conceal, is_literal
@@ -172,6 +173,7 @@ class LumaGenerateImageOperator(BaseOperator):
         "max_run_cost_usd",
     )
     ui_color = "#f0e4ff"
+    operator_extra_links = (LumaImagesLink(),)
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ from airflow_provider_luma.exceptions import (
     LumaOutputNotAvailableError,
     LumaRequestValidationError,
 )
+from airflow_provider_luma.links.luma import LumaImagesLink
 from airflow_provider_luma.models import (
     Generation,
     GenerationState,
@@ -141,6 +142,7 @@ class LumaUploadOutputsOperator(BaseOperator):
         "luma_conn_id",
     )
     ui_color = "#c9e4ff"
+    operator_extra_links = (LumaImagesLink(),)
 
     def __init__(
         self,

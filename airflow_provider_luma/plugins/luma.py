@@ -21,7 +21,8 @@ class _LazyApps:
 
     @cached_property
     def apps(self) -> list[dict[str, Any]]:
-        from airflow_provider_luma.plugins.view import URL_PREFIX, create_app
+        from airflow_provider_luma.links.luma import URL_PREFIX
+        from airflow_provider_luma.plugins.view import create_app
 
         return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Luma images"}]
 

@@ -14,8 +14,9 @@ reads never block the api-server's event loop.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -24,6 +25,7 @@ from airflow_provider_luma._compat import conf
 from airflow_provider_luma.catalog import CatalogEntry, entry_of, list_entries
 from airflow_provider_luma.exceptions import LumaConfigurationError, LumaRequestValidationError
 from airflow_provider_luma.gallery import GalleryImage, render_cards, render_page
+from airflow_provider_luma.links.luma import URL_PREFIX
 from airflow_provider_luma.storage import configured_folder
 from airflow_provider_luma.uploads import METADATA_SUFFIX, contained_target
 
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
     from airflow.sdk import ObjectStoragePath
 
-#: Where the api-server mounts the app (``url_prefix``); the view's own links are relative to it.
-URL_PREFIX = "/luma"
 _CHUNK = 256 * 1024
 _IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 
@@ -97,12 +97,39 @@ def _describe(entry: CatalogEntry) -> dict[str, Any]:
     }
 
 
-def _filters_form(dag_id: str | None, since: str | None, count: int) -> str:
+@dataclass
+class ImageQuery:
+    """The view's filters, from the query string: what the task links and the filter form set."""
+
+    dag_id: str | None = Query(None, max_length=250)
+    run_id: str | None = Query(None, max_length=250)
+    task_id: str | None = Query(None, max_length=250)
+    map_index: int | None = Query(None, ge=-1)
+    generation_id: str | None = Query(None, max_length=64)
+    since: str | None = Query(None, max_length=32, description="an ISO date or time")
+    limit: int = Query(100, ge=1, le=500)
+
+    def entries(self, user: BaseUser) -> list[CatalogEntry]:
+        filters = {name: getattr(self, name) for name in ("dag_id", "run_id", "task_id", "generation_id")}
+        filters["map_index"] = None if self.map_index is None else str(self.map_index)
+        return list_entries(
+            _root(), readable=_readable(user), filters=filters, since=self.since, limit=self.limit
+        )
+
+
+def _filters_form(query: ImageQuery, count: int) -> str:
+    # The task-level filters a link set are kept as hidden fields, so filtering by date keeps them.
+    hidden = "".join(
+        f'<input type="hidden" name="{name}" value="{html.escape(str(value))}">'
+        for name in ("run_id", "task_id", "map_index", "generation_id")
+        if (value := getattr(query, name)) is not None
+    )
     return (
-        '  <form method="get" action="">\n'
-        f'    <label>DAG <input name="dag_id" value="{html.escape(dag_id or "")}"></label>\n'
-        f'    <label>Since <input name="since" type="date" value="{html.escape(since or "")}"></label>\n'
-        '    <button type="submit">Filter</button>\n'
+        f'  <form method="get" action="">{hidden}\n'
+        f'    <label>DAG <input name="dag_id" value="{html.escape(query.dag_id or "")}"></label>\n'
+        f'    <label>Since <input name="since" type="date" value="{html.escape(query.since or "")}">'
+        "</label>\n"
+        '    <button type="submit">Filter</button> <a href="./">all</a>\n'
         "  </form>\n"
         f"  <p>{count} image(s), newest first, of the DAGs you may read.</p>"
     )
@@ -112,6 +139,7 @@ def create_app() -> FastAPI:
     """The view's app: ``/`` (the page), ``/api/images`` (the same list as JSON), ``/images/<path>``."""
     app = FastAPI(title="Luma images", docs_url=None, redoc_url=None, openapi_url=None)
     current_user = Depends(_user_dependency())
+    image_query = Depends(ImageQuery)
 
     @app.exception_handler(HTTPException)
     async def _unauthenticated_page_goes_to_login(request: Request, error: HTTPException) -> Response:
@@ -124,26 +152,16 @@ def create_app() -> FastAPI:
         return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
     @app.get("/", response_class=HTMLResponse)
-    def view(
-        user: BaseUser = current_user,
-        dag_id: str | None = Query(None, max_length=250),
-        since: str | None = Query(None, max_length=32),
-        limit: int = Query(100, ge=1, le=500),
-    ) -> HTMLResponse:
-        entries = list_entries(_root(), readable=_readable(user), dag_id=dag_id, since=since, limit=limit)
+    def view(user: BaseUser = current_user, query: ImageQuery = image_query) -> HTMLResponse:
+        entries = query.entries(user)
         base_url = conf.get("api", "base_url", fallback="") or ""
         cards = render_cards([_card_image(entry) for entry in entries], base_url)
-        page = render_page("Luma images", _filters_form(dag_id, since, len(entries)), cards)
+        page = render_page("Luma images", _filters_form(query, len(entries)), cards)
         return HTMLResponse(page, headers={"Cache-Control": "private, no-store"})
 
     @app.get("/api/images")
-    def images(
-        user: BaseUser = current_user,
-        dag_id: str | None = Query(None, max_length=250),
-        since: str | None = Query(None, max_length=32),
-        limit: int = Query(100, ge=1, le=500),
-    ) -> dict[str, Any]:
-        entries = list_entries(_root(), readable=_readable(user), dag_id=dag_id, since=since, limit=limit)
+    def images(user: BaseUser = current_user, query: ImageQuery = image_query) -> dict[str, Any]:
+        entries = query.entries(user)
         return {"images": [_describe(entry) for entry in entries], "total_entries": len(entries)}
 
     @app.get("/images/{path:path}")
@@ -177,9 +195,3 @@ def _chunks(target: ObjectStoragePath) -> Iterator[bytes]:
     with target.fs.open(target.path, "rb") as source:
         while chunk := source.read(_CHUNK):
             yield chunk
-
-
-def view_link(**filters: str | int | None) -> str:
-    """A link into the view, relative to the api-server's root, with the given filters."""
-    query = urlencode({name: value for name, value in filters.items() if value not in (None, "")})
-    return f"{URL_PREFIX}/" + (f"?{query}" if query else "")

@@ -182,3 +182,16 @@ def test_the_ui_lists_the_view(client: TestClient) -> None:
     [view] = luma["external_views"]
     assert view["href"] == "luma/" and view["destination"] == "nav"
     assert luma["fastapi_apps"][0]["url_prefix"] == "/luma"
+
+
+@pytest.mark.usefixtures("storage")
+def test_a_task_link_shows_only_its_generation(client: TestClient) -> None:
+    every = client.get("/luma/api/images", headers=_auth()).json()["images"]
+    tote = next(image for image in every if image["prompt"] == "a tote bag")
+    filters = {"dag_id": PUBLIC_DAG, "run_id": "manual__1", "generation_id": tote["generation_id"]}
+    linked = client.get("/luma/api/images", headers=_auth(), params=filters).json()["images"]
+    assert [image["path"] for image in linked] == [tote["path"]]
+    # The page keeps the link's filters when the date filter is used.
+    page = client.get("/luma/", headers=_auth(), params=filters).text
+    assert f'name="generation_id" value="{tote["generation_id"]}"' in page
+    assert client.get("/luma/api/images", headers=_auth(), params={"run_id": "other"}).json()["images"] == []
