@@ -18,6 +18,13 @@ Example: refresh a campaign's images every week, every product for every channel
   scheduled on it and woken once per batch, not once per image with a new Asset every run.
 - ``spend`` reports what the run's generations cost (list prices), whatever happened to them.
 
+``luma_marketing_refresh_with_approval`` (built by the same function below, so the two cannot drift
+apart) puts a person between the images and their audience: the uploads go to a staging folder,
+``review`` (Airflow's ``HITLOperator``, in the UI's "Required actions") shows each staged image with a
+link to it in the Luma view and lets the reviewer tick the ones to publish, ``approved`` keeps those,
+``publish`` copies exactly the approved bytes to the published folder (each checked against its
+recorded sha256), and ``publish_manifest`` announces only them, on ``luma_marketing_published``.
+
 Storage is configured once per deployment, not in the DAG:
 ``AIRFLOW__LUMA__OUTPUT_PATH=s3://marketing-assets/luma`` and ``AIRFLOW__LUMA__OUTPUT_CONN_ID=aws_default``.
 The Luma connection ``luma_default`` (type ``luma``) holds the API key as its password.
@@ -28,30 +35,48 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import DAG, Asset, Param, task
 
 from airflow_provider_luma.operators.luma import (
     LumaGenerateImageOperator,
+    LumaPromoteOutputsOperator,
     LumaPublishManifestOperator,
     LumaRunSpendOperator,
     LumaUploadOutputsOperator,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
 CAMPAIGN_FILE = Path(__file__).parent / "campaigns" / "spring_launch.json"
-#: The batch's Asset: one name for every run, so consumers can be scheduled on it.
-CAMPAIGN_ASSET = Asset("luma_marketing_refresh")
 #: One folder per run; ``run_after`` exists for manual runs too (they have no logical date).
 RUN_FOLDER = "spring-launch/{{ dag_run.run_after | ts_nodash }}"
 #: Nine uni-1 images cost 0.3636 USD at list price; the cap leaves room for a few resubmissions.
 MAX_RUN_COST_USD = 0.50
 
 
+def _campaign() -> dict[str, Any]:
+    return dict(json.loads(CAMPAIGN_FILE.read_text()))
+
+
+def _labels(spec: Mapping[str, Any]) -> list[str]:
+    """One name per row, in the rows' order: what a reviewer ticks."""
+    return [
+        f"{p['name']} / {c['name']} ({c['aspect_ratio']})" for p in spec["products"] for c in spec["channels"]
+    ]
+
+
+#: The review's choices must be known when the DAG is parsed: the rows' names, from the small local file.
+REVIEW_OPTIONS = _labels(_campaign())
+
+
 @task
 def campaign(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
-    """One generation request per product and channel, from the campaign file."""
-    spec = json.loads(CAMPAIGN_FILE.read_text())
+    """One generation request per product and channel, read from the campaign file when the run starts."""
+    spec = _campaign()
     rows = [
         {
             "prompt": f"{product['subject']}, {channel['framing']}, {spec['style']}",
@@ -64,35 +89,91 @@ def campaign(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
     return rows[:limit] if limit else rows
 
 
-with DAG(
-    dag_id="luma_marketing_refresh",
-    schedule="@weekly",
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    params={"max_images": Param(None, type=["null", "integer"], minimum=1)},
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    tags=["example", "luma"],
-    doc_md=__doc__,
-):
-    generate = LumaGenerateImageOperator.partial(
-        task_id="generate",
-        output_format="png",
-        deferrable=True,
-        pool="luma_api",
-        max_active_tis_per_dag=4,
-        max_run_cost_usd=MAX_RUN_COST_USD,
-    ).expand_kwargs(campaign())
+@task
+def review_sheet(uploads: Sequence[Mapping[str, Any]], dag_run: Any = None) -> str:
+    """The review's body (Markdown): each staged image by its option's name, linked into the Luma view."""
+    from airflow_provider_luma.links.luma import view_link
 
-    # Jinja fills the run's folder; the single-brace fields are the operator's own, per output.
-    upload = LumaUploadOutputsOperator.partial(
-        task_id="upload", file_name=RUN_FOLDER + "/{generation_id}-{index}{ext}"
-    ).expand(generation=generate.output)
+    whole_run = view_link(dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+    lines = [
+        f"Tick the images to publish. All of this run: [Luma view]({whole_run})",
+        "",
+        "| Option | Image | Generation |",
+        "|---|---|---|",
+    ]
+    for label, upload in zip(REVIEW_OPTIONS, uploads, strict=False):
+        link = view_link(generation_id=upload["generation_id"])
+        name = upload["outputs"][0]["uri"].rsplit("/", 1)[-1]
+        lines.append(f"| {label} | [{name}]({link}) | `{upload['generation_id']}` |")
+    return "\n".join(lines)
 
-    LumaPublishManifestOperator(
-        task_id="publish_manifest",
-        uploads=upload.output,
-        file_name=RUN_FOLDER + "/manifest.json",
-        outlets=[CAMPAIGN_ASSET],
-    )
-    upload >> LumaRunSpendOperator(task_id="spend")
+
+@task
+def approved(uploads: Sequence[Mapping[str, Any]], review: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The uploads whose option the reviewer chose (option i is the upload of map index i)."""
+    chosen = set(review["chosen_options"])
+    return [dict(upload) for label, upload in zip(REVIEW_OPTIONS, uploads, strict=False) if label in chosen]
+
+
+def marketing_refresh(dag_id: str, *, approval: bool) -> DAG:
+    """The weekly refresh; with ``approval``: staged, reviewed by a person, only the approved published."""
+    with DAG(
+        dag_id=dag_id,
+        schedule=None if approval else "@weekly",
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        params={"max_images": Param(None, type=["null", "integer"], minimum=1)},
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+        tags=["example", "luma", *(["approval"] if approval else [])],
+        doc_md=__doc__,
+    ) as dag:
+        generate = LumaGenerateImageOperator.partial(
+            task_id="generate",
+            output_format="png",
+            deferrable=True,
+            pool="luma_api",
+            max_active_tis_per_dag=4,
+            max_run_cost_usd=MAX_RUN_COST_USD,
+        ).expand_kwargs(campaign())
+
+        stored_folder = ("staging/" if approval else "") + RUN_FOLDER
+        # Jinja fills the run's folder; the single-brace fields are the operator's own, per output.
+        upload = LumaUploadOutputsOperator.partial(
+            task_id="upload", file_name=stored_folder + "/{generation_id}-{index}{ext}"
+        ).expand(generation=generate.output)
+        upload >> LumaRunSpendOperator(task_id="spend")
+
+        if not approval:
+            LumaPublishManifestOperator(
+                task_id="publish_manifest",
+                uploads=upload.output,
+                file_name=RUN_FOLDER + "/manifest.json",
+                outlets=[Asset("luma_marketing_refresh")],
+            )
+            return dag
+        review = HITLOperator(
+            task_id="review",
+            subject="Which of this week's campaign images go out?",
+            body="{{ ti.xcom_pull(task_ids='review_sheet') }}",
+            options=REVIEW_OPTIONS,
+            multiple=True,
+            response_timeout=timedelta(days=3),
+        )
+        review_sheet(upload.output) >> review
+        publish = LumaPromoteOutputsOperator(
+            task_id="publish",
+            uploads=approved(upload.output, review.output),
+            folder="published/" + RUN_FOLDER,
+        )
+        LumaPublishManifestOperator(
+            task_id="publish_manifest",
+            uploads=publish.output,
+            file_name="published/" + RUN_FOLDER + "/manifest.json",
+            outlets=[Asset("luma_marketing_published")],
+        )
+    return dag
+
+
+marketing_refresh("luma_marketing_refresh", approval=False)
+marketing_refresh("luma_marketing_refresh_with_approval", approval=True)

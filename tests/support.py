@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pytest
 
 BUCKET = "luma-outputs"
@@ -268,3 +267,54 @@ def complete_events(events_file: Path, job_name: str, count: int) -> list[dict[s
         if len(complete) >= count or time.monotonic() > deadline:
             return complete
         time.sleep(0.05)
+
+
+def store_output(
+    root: Path,
+    name: str,
+    *,
+    generation_id: str,
+    prompt: str,
+    index: int = 0,
+    cost: float | None = 0.0404,
+    dag_id: str = "refresh",
+    written_at: str = "2026-12-01T10:00:00+00:00",
+) -> dict[str, Any]:
+    """
+    An image and its metadata record at ``root / name``, as the upload writes them; returns the
+    upload's result entry for it (what ``LumaUploadOutputsOperator`` lists under ``outputs``).
+    """
+    import hashlib
+
+    image = root / name
+    image.parent.mkdir(parents=True, exist_ok=True)
+    data = b"\x89PNG\r\n\x1a\n" + name.encode() + bytes([index])
+    image.write_bytes(data)
+    entry = {
+        "index": index,
+        "layer": None,
+        "uri": image.as_uri(),
+        "metadata_uri": image.as_uri() + ".json",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "content_type": "image/png",
+    }
+    record = {
+        "format_version": 1,
+        "generation_id": generation_id,
+        "index": index,
+        "layer": None,
+        "model": "uni-1",
+        "type": "image",
+        "created_at": "2026-12-01T10:00:00Z",
+        "request": {"prompt": prompt, "aspect_ratio": "9:16", "type": "image", "model": "uni-1"},
+        "estimated_cost_usd": cost,
+        "uri": entry["uri"],
+        "sha256": entry["sha256"],
+        "size": entry["size"],
+        "content_type": "image/png",
+        "written_at": written_at,
+        "airflow": {"dag_id": dag_id, "task_id": "upload", "run_id": "manual__1", "map_index": index},
+    }
+    Path(str(image) + ".json").write_text(json.dumps(record))
+    return entry

@@ -85,13 +85,16 @@ def check_file_name(pattern: object) -> None:
     object_name(pattern, _SAMPLE_ID, 0, ".png")
 
 
-def check_relative_name(name: str, pattern: str, *, expected: str = _ALLOWED) -> None:
+def check_relative_name(
+    name: str, pattern: str, *, expected: str = _ALLOWED, field: str = "file_name"
+) -> None:
     """
     Refuse a name that could leave its folder: a backslash, a leading ``/``, a ``..``/``.``/empty segment.
 
     :param name: the name as it will be used (rendered, filled in).
     :param pattern: what the user wrote, shown in the message when it differs from ``name``.
-    :param expected: what a valid ``file_name`` is, for the message.
+    :param expected: what a valid name is, for the message.
+    :param field: the parameter named in the message.
     """
     problem = None
     if "\\" in name:
@@ -102,7 +105,7 @@ def check_relative_name(name: str, pattern: str, *, expected: str = _ALLOWED) ->
         problem = "has an empty, '.' or '..' segment"
     if problem:
         shown = repr(name) if name == pattern else f"{name!r} (from {pattern!r})"
-        raise LumaRequestValidationError("file_name", f"{shown} {problem}; expected {expected}")
+        raise LumaRequestValidationError(field, f"{shown} {problem}; expected {expected}")
 
 
 def layer_name(index: int, layer: Layer | None) -> str:

@@ -7,7 +7,6 @@ the operators' ``execute`` runs with the parts of a context they read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -20,53 +19,31 @@ import pytest
 from airflow_provider_luma._compat import AirflowFailException, AirflowSkipException
 from airflow_provider_luma.gallery import link_from, task_link
 from airflow_provider_luma.operators.luma import LumaGalleryOperator, LumaPublishManifestOperator
-from tests.support import task_context
+from tests.support import store_output, task_context
 
 GENERATIONS = ["d290f1ee-6c54-4b01-90e6-d701748f0851", "0b7f6a3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"]
 HOSTILE_PROMPT = 'a <script>alert("x")</script> mug & "friends"'
-
-
-def _store(folder: Path, generation_id: str, index: int, prompt: str, cost: float | None) -> dict[str, Any]:
-    """An image and its record as the upload leaves them; returns the upload's manifest entry."""
-    folder.mkdir(parents=True, exist_ok=True)
-    image = folder / f"{generation_id}-{index}.png"
-    data = b"\x89PNG\r\n\x1a\n" + generation_id.encode() + bytes([index])
-    image.write_bytes(data)
-    entry = {
-        "index": index,
-        "layer": None,
-        "uri": image.as_uri(),
-        "metadata_uri": image.as_uri() + ".json",
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-        "content_type": "image/png",
-    }
-    record = {
-        "format_version": 1,
-        "generation_id": generation_id,
-        "index": index,
-        "layer": None,
-        "model": "uni-1",
-        "type": "image",
-        "created_at": "2026-12-01T10:00:00Z",
-        "request": {"prompt": prompt, "aspect_ratio": "9:16", "type": "image", "model": "uni-1"},
-        "estimated_cost_usd": cost,
-        "uri": entry["uri"],
-        "sha256": entry["sha256"],
-        "size": entry["size"],
-        "content_type": "image/png",
-        "airflow": {"dag_id": "refresh", "task_id": "upload", "run_id": "manual__1", "map_index": index},
-    }
-    Path(str(image) + ".json").write_text(json.dumps(record))
-    return entry
 
 
 @pytest.fixture
 def uploads(tmp_path: Path) -> list[dict[str, Any]]:
     """Two mapped uploads: one generation with two outputs (priced once), one unpriced."""
     run = tmp_path / "out" / "campaign" / "run-1"
-    first = [_store(run, GENERATIONS[0], index, HOSTILE_PROMPT, 0.0404) for index in (0, 1)]
-    second = [_store(run, GENERATIONS[1], 0, "a tote bag", None)]
+    first = [
+        store_output(
+            run,
+            f"{GENERATIONS[0]}-{index}.png",
+            generation_id=GENERATIONS[0],
+            index=index,
+            prompt=HOSTILE_PROMPT,
+        )
+        for index in (0, 1)
+    ]
+    second = [
+        store_output(
+            run, f"{GENERATIONS[1]}-0.png", generation_id=GENERATIONS[1], prompt="a tote bag", cost=None
+        )
+    ]
     return [
         {"generation_id": GENERATIONS[0], "outputs": first},
         {"generation_id": GENERATIONS[1], "outputs": second},

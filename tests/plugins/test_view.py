@@ -9,54 +9,37 @@ auth manager's answer replaced for one user: the view must ask it, and obey.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support import store_output
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from fastapi.testclient import TestClient
 
 SECRET_DAG = "payroll_visuals"
 PUBLIC_DAG = "luma_marketing_refresh"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-def _store(root: Path, name: str, dag_id: str, prompt: str, written_at: str) -> Path:
-    """An image and its record, as the upload writes them."""
-    image = root / name
-    image.parent.mkdir(parents=True, exist_ok=True)
-    data = PNG + name.encode()
-    image.write_bytes(data)
-    record = {
-        "format_version": 1,
-        "generation_id": hashlib.md5(name.encode()).hexdigest(),
-        "index": 0,
-        "model": "uni-1",
-        "type": "image",
-        "request": {"prompt": prompt, "aspect_ratio": "16:9"},
-        "estimated_cost_usd": 0.0404,
-        "uri": image.as_uri(),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-        "content_type": "image/png",
-        "written_at": written_at,
-        "airflow": {"dag_id": dag_id, "task_id": "upload", "run_id": "manual__1", "map_index": 2},
-    }
-    Path(str(image) + ".json").write_text(json.dumps(record))
-    return image
 
 
 @pytest.fixture
 def storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "luma"
-    _store(root, "spring/20261201T000000/a.png", PUBLIC_DAG, "a mug <b>bold</b>", "2026-12-01T10:00:00+00:00")
-    _store(root, "spring/20261202T000000/b.png", PUBLIC_DAG, "a tote bag", "2026-12-02T10:00:00+00:00")
-    _store(root, "hr/c.png", SECRET_DAG, "the secret poster", "2026-12-03T10:00:00+00:00")
+    for name, dag_id, prompt, day in [
+        ("spring/20261201T000000/a.png", PUBLIC_DAG, "a mug <b>bold</b>", 1),
+        ("spring/20261202T000000/b.png", PUBLIC_DAG, "a tote bag", 2),
+        ("hr/c.png", SECRET_DAG, "the secret poster", 3),
+    ]:
+        generation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+        written_at = f"2026-12-0{day}T10:00:00+00:00"
+        store_output(
+            root, name, generation_id=generation_id, prompt=prompt, dag_id=dag_id, written_at=written_at
+        )
     # A JSON file beside nothing, and a manifest: neither is an image's record.
     (root / "spring" / "stray.png.json").write_text(json.dumps({"generation_id": "x", "uri": "file:///etc"}))
     (root / "spring" / "manifest.json").write_text("{}")
@@ -122,8 +105,8 @@ def test_an_authorized_user_sees_every_image_newest_first(client: TestClient) ->
         "spring/20261201T000000/a.png",
     ]
     first = body["images"][2]
-    assert first["prompt"] == "a mug <b>bold</b>" and first["aspect_ratio"] == "16:9"
-    assert first["dag_id"] == PUBLIC_DAG and first["map_index"] == 2
+    assert first["prompt"] == "a mug <b>bold</b>" and first["aspect_ratio"] == "9:16"
+    assert first["dag_id"] == PUBLIC_DAG and first["map_index"] == 0
     assert first["image_url"] == "images/spring/20261201T000000/a.png"
     # Nothing that points outside the api-server: no storage URI, no presigned URL.
     assert "file://" not in json.dumps(body)
