@@ -5,13 +5,15 @@ A throw-away Airflow deployment for end-to-end tests: the real services as subpr
 scheduler (LocalExecutor), triggerer and dag-processor, each in its own process group with its
 output in a log file, and stops them again by process group. Every listener is on 127.0.0.1: the
 api-server is given an explicit host and the log servers of the scheduler and triggerer are not
-started. The REST API is used with the simple auth manager's "all admins" mode, which hands out a
-token without credentials, so no password file is read.
+started. By default the simple auth manager runs in its "all admins" mode, which hands out a token
+without credentials; with ``login`` it has one real user (an admin) whose password the harness
+writes, so a person can log into the UI and the REST API is used with that user's token.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -74,12 +76,15 @@ class AirflowServices:
     :param home: the AIRFLOW_HOME (created if missing); logs and the SQLite database live there.
     :param dags_folder: the folder the dag-processor parses.
     :param extra_env: more environment for every service (connections, provider options).
+    :param port: the api-server's port on 127.0.0.1 (a free one by default).
+    :param login: ``(username, password)`` of the one admin user, instead of the "all admins" mode.
     """
 
     home: Path
     dags_folder: Path
     extra_env: Mapping[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    login: tuple[str, str] | None = None
     services: list[Service] = field(default_factory=list)
     _token: str | None = None
 
@@ -125,8 +130,16 @@ class AirflowServices:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.login is not None:
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = f"{self.login[0]}:admin"
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(self._passwords_file)
         env.update(self.extra_env)
         return env
+
+    @property
+    def _passwords_file(self) -> Path:
+        return self.home / "simple_auth_manager_passwords.json"
 
     def airflow(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run one Airflow CLI command to completion; raises with its output if it fails."""
@@ -165,6 +178,10 @@ class AirflowServices:
     def start(self, *, timeout: float = 150) -> None:
         """Migrate the database, start the four services and wait until the API answers."""
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.login is not None:
+            # The simple auth manager reads {user: password}; written before any service starts.
+            self._passwords_file.write_text(json.dumps({self.login[0]: self.login[1]}))
+            self._passwords_file.chmod(0o600)
         self.airflow("db", "migrate", timeout=timeout)
         self._spawn(
             "api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"
@@ -212,7 +229,11 @@ class AirflowServices:
 
     def _headers(self) -> dict[str, str]:
         if self._token is None:
-            response = httpx.get(f"{self.base_url}/auth/token", timeout=30)
+            if self.login is None:
+                response = httpx.get(f"{self.base_url}/auth/token", timeout=30)
+            else:
+                credentials = {"username": self.login[0], "password": self.login[1]}
+                response = httpx.post(f"{self.base_url}/auth/token", json=credentials, timeout=30)
             response.raise_for_status()
             self._token = str(response.json()["access_token"])
         return {"Authorization": f"Bearer {self._token}"}
@@ -244,13 +265,25 @@ class AirflowServices:
 
         return wait_for(f"DAG {dag_id} to be parsed", parsed, timeout=timeout)
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
+    def trigger(
+        self, dag_id: str, conf: Mapping[str, Any] | None = None, *, logical_date: str | None = None
+    ) -> str:
         """Unpause ``dag_id`` and start a run now; returns the run id."""
-        self.api_json("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        run = self.api_json(
-            "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
-        )
+        self.unpause(dag_id)
+        body = {"logical_date": logical_date, "conf": conf or {}}
+        run = self.api_json("POST", f"/dags/{dag_id}/dagRuns", json=body)
         return str(run["dag_run_id"])
+
+    def trigger_next_scheduled(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
+        """
+        Start the run the scheduler would create on unpausing ``dag_id``, now, with ``conf``.
+
+        A scheduled DAG without catchup runs its latest interval as soon as it is unpaused: a
+        manual run and that scheduled one would pay for the batch twice. Given that interval's
+        logical date, the manual run takes its place, and the scheduler skips it.
+        """
+        logical_date = self.api_json("GET", f"/dags/{dag_id}")["next_dagrun_logical_date"]
+        return self.trigger(dag_id, conf, logical_date=logical_date)
 
     def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float) -> dict[str, Any]:
         """Wait until the run is in a final state; returns the run."""
@@ -263,9 +296,25 @@ class AirflowServices:
         return wait_for(f"run {run_id} of {dag_id} to finish", finished, timeout=timeout, interval=1)
 
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
-        """The run's task instances by task id."""
-        body = self.api_json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        return {ti["task_id"]: ti for ti in body["task_instances"]}
+        """The run's task instances by task id (of a mapped task, one: see ``all_task_instances``)."""
+        return {ti["task_id"]: ti for ti in self.all_task_instances(dag_id, run_id)}
+
+    def all_task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of the run, each map index of a mapped task included."""
+        body = self.api_json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
+        return list(body["task_instances"])
+
+    def create_pool(self, name: str, slots: int, description: str, *, include_deferred: bool) -> None:
+        """A pool; ``include_deferred`` counts deferred task instances against its slots."""
+        flags = ["--include-deferred"] if include_deferred else []
+        self.airflow("pools", "set", name, str(slots), description, *flags)
+
+    def unpause(self, dag_id: str) -> None:
+        self.api_json("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def pids(self) -> list[int]:
+        """The process ids of the services (each the leader of its own process group)."""
+        return [service.process.pid for service in self.services]
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         body = self.api_json(

@@ -1,56 +1,127 @@
-"""``make demo`` works: scripts/demo.py exits 0 and stores images it reports truthfully."""
+"""
+``make demo`` works: scripts/demo.py, run from a scratch copy of the repository's demo files in its
+short mode, starts the real Airflow services, leaves images, records and a gallery page it reports
+truthfully, and stops everything it started. Without the emulator (an API key set), it asks before
+anything is paid, and a "no" starts nothing.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import html
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+from airflow_provider_luma.testing.airflow_services import free_port
 
-DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_demo_stores_the_images_it_reports(tmp_path: Path) -> None:
-    output = tmp_path / "demo-output"
+def _scratch_copy(tmp_path: Path) -> Path:
+    """The demo's own files in a fresh folder: none of the checkout's state (outputs, homes) comes along."""
+    copy = tmp_path / "repo"
+    for folder in ("scripts", "example_dags"):
+        shutil.copytree(REPO / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def _env(**extra: str) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("AIRFLOW_", "AIRFLOW__")) and name != "AIRFLOW_HOME"
+        if not name.startswith(("AIRFLOW_", "AIRFLOW__", "LUMA_")) and name != "AIRFLOW_HOME"
     }
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(DEMO),
-            "--output",
-            str(output),
-            "--airflow-home",
-            str(tmp_path / "airflow-home"),
-        ],
+    return {**env, **extra}
+
+
+def _run_demo(
+    copy: Path, *args: str, env: dict[str, str], stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(copy / "scripts" / "demo.py"), *args],
+        cwd=copy,
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=400,
         check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
 
-    images = sorted(path for path in output.rglob("*") if path.suffix in (".png", ".jpg"))
-    assert images, result.stdout
+
+def test_the_short_demo_runs_the_refresh_on_real_airflow_and_reports_it_truthfully(tmp_path: Path) -> None:
+    copy = _scratch_copy(tmp_path)
+    output = tmp_path / "demo-output"
+    args = [
+        "--short",
+        "--port",
+        str(free_port()),
+        "--output",
+        str(output),
+        "--airflow-home",
+        str(tmp_path / "home"),
+    ]
+    result = _run_demo(copy, *args, env=_env())
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text
+    assert "Traceback" not in text
+
+    images = sorted(output.rglob("*.png"))
+    assert len(images) == 2, text
     for image in images:
-        # Every stored image is listed with its real checksum and size.
-        assert str(image) in result.stdout
         data = image.read_bytes()
+        # Every stored image is listed with its real size and checksum, and has its record.
+        assert str(image) in result.stdout
         assert f"{len(data)} bytes  sha256 {hashlib.sha256(data).hexdigest()}" in result.stdout
-    assert not list(output.rglob(".*partial")), "a partial download was left behind"
-    counts = re.search(r"Emulator: (\d+) generation\(s\) created \((\d+) POST\)", result.stdout)
-    assert counts, result.stdout
-    # Each image came from a generation, and no generation was submitted twice.
-    assert int(counts[1]) >= 1
-    assert int(counts[1]) == int(counts[2])
+        record = json.loads(Path(str(image) + ".json").read_text())
+        assert record["sha256"] == hashlib.sha256(data).hexdigest()
+    [gallery] = output.rglob("index.html")
+    assert f"Gallery page: {gallery}" in result.stdout
+    page = gallery.read_text()
+    for image in images:
+        prompt = json.loads(Path(str(image) + ".json").read_text())["request"]["prompt"]
+        assert html.escape(prompt) in page
+    assert not list(output.rglob(".*partial*")), "a partial download was left behind"
+
+    # The waits ran in the triggerer, and nothing was paid twice.
+    assert re.search(
+        r"Waits in the triggerer: 2 generate task instance\(s\) deferred; "
+        r"the database holds [1-9]\d* TriggererJob",
+        text,
+    )
+    counts = re.search(r"Emulator: (\d+) generation\(s\) created \((\d+) POST\)", text)
+    assert counts and counts[1] == counts[2] == "2", text
+    assert "Estimated cost (Luma's list prices): 0.0808 USD for 2 submission(s)" in text
+
+    # Everything it started is gone.
+    stopped = re.search(r"Stopped the Airflow services \(process groups ([\d, ]+)\)", text)
+    assert stopped, text
+    pids = [int(pid) for pid in stopped[1].split(", ")]
+    assert len(pids) == 4
+    assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+def test_with_an_api_key_nothing_is_started_or_paid_without_a_yes(tmp_path: Path) -> None:
+    copy = _scratch_copy(tmp_path)
+    key = "luma-demo-test-key-never-printed"
+    result = _run_demo(
+        copy, "--airflow-home", str(tmp_path / "home"), env=_env(LUMA_AGENTS_API_KEY=key), stdin="n\n"
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "will submit 9 generation(s) to https://agents.lumalabs.ai/v1, estimated 0.3636 USD" in result.stdout
+    )
+    assert "Nothing was submitted." in result.stdout
+    assert "Starting Airflow" not in result.stdout and not (tmp_path / "home").exists()
+    assert key not in result.stdout + result.stderr

@@ -1,0 +1,161 @@
+"""
+What the demo reports: the stored images checked against their records, where the manifest and the
+gallery are, what the run cost, what ran in the triggerer, and, when something failed, which task
+and the end of its log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_luma.testing import LumaEmulator
+    from airflow_provider_luma.testing.airflow_services import AirflowServices
+
+LOG_TAIL_LINES = 25
+
+
+class DemoError(Exception):
+    """A failure explained in one message, shown without a traceback."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    path: Path
+    record: Path
+    size: int
+    sha256: str
+    generation_id: str
+    prompt: str
+
+
+def _local(uri: str) -> Path:
+    if not uri.startswith("file://"):
+        raise DemoError(f"{uri} is not on local disk; the demo stores to a local folder")
+    return Path(uri.removeprefix("file://"))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        for chunk in iter(partial(source.read, 1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stored_images(services: AirflowServices, dag_id: str, run_id: str) -> list[StoredImage]:
+    """The images the run's manifest names, each read back and checked against its metadata record."""
+    manifest = json.loads(
+        _local(services.xcom(dag_id, run_id, "publish_manifest")["manifest_uri"]).read_text()
+    )
+    images = []
+    for entry in manifest["images"]:
+        path, record_path = _local(entry["uri"]), _local(entry["metadata_uri"])
+        record = json.loads(record_path.read_text())
+        image = StoredImage(
+            path=path,
+            record=record_path,
+            size=path.stat().st_size,
+            sha256=_sha256(path),
+            generation_id=entry["generation_id"],
+            prompt=str((record.get("request") or {}).get("prompt", "")),
+        )
+        if (image.size, image.sha256) != (record["size"], record["sha256"]) or record["uri"] != entry["uri"]:
+            raise DemoError(f"{path} does not match its metadata record {record_path}")
+        images.append(image)
+    if not images:
+        raise DemoError(f"The run {run_id} succeeded but its manifest names no image")
+    return images
+
+
+def _jobs(services: AirflowServices) -> dict[str, int]:
+    """How many jobs of each type the metadata database holds (a TriggererJob means a triggerer ran)."""
+    with sqlite3.connect(services.home / "airflow.db") as db:
+        return dict(db.execute("SELECT job_type, COUNT(*) FROM job GROUP BY job_type").fetchall())
+
+
+def _deferred_map_indexes(services: AirflowServices, dag_id: str, run_id: str) -> int:
+    """How many generate task instances waited in the triggerer: the triggerer logs beside each one's."""
+    logs = services.task_log_files(dag_id, run_id, "generate")
+    return len({path.parent for path in logs if ".trigger." in path.name})
+
+
+def print_summary(
+    services: AirflowServices,
+    runs: tuple[tuple[str, str], tuple[str, str]],
+    images: list[StoredImage],
+    emulator: LumaEmulator | None,
+    seconds: float,
+) -> None:
+    (refresh_dag, refresh_run), (gallery_dag, gallery_run) = runs
+    manifest = services.xcom(refresh_dag, refresh_run, "publish_manifest")
+    gallery = services.xcom(gallery_dag, gallery_run, "build_gallery")
+    spend = services.xcom(refresh_dag, refresh_run, "spend")
+    print(
+        f"\nLuma demo finished in {seconds:.0f} s: {len(images)} image(s) stored, each matching its record."
+    )
+    for image in images:
+        print(f"  {image.path}")
+        print(f"      {image.size} bytes  sha256 {image.sha256}")
+        print(f"      record {image.record.name}  generation {image.generation_id}")
+        print(f"      prompt: {image.prompt}")
+    print(f"Manifest (one Asset event for the batch): {_local(manifest['manifest_uri'])}")
+    print(f"Gallery page: {_local(gallery['gallery_uri'])}")
+    print(f"      open {gallery['gallery_uri']}")
+    print(
+        f"Estimated cost (Luma's list prices): {spend['estimated_cost_usd']:.4f} USD for "
+        f"{spend['submissions']} submission(s), {spend['abandoned']} abandoned"
+    )
+    jobs = _jobs(services)
+    deferred = _deferred_map_indexes(services, refresh_dag, refresh_run)
+    print(
+        f"Waits in the triggerer: {deferred} generate task instance(s) deferred; the database holds "
+        f"{jobs.get('TriggererJob', 0)} TriggererJob(s), {jobs.get('SchedulerJob', 0)} SchedulerJob(s)"
+    )
+    if emulator is not None:
+        stats = emulator.stats
+        print(
+            f"Emulator: {stats.generations_created} generation(s) created "
+            f"({stats.requests['POST /v1/generations']} POST), "
+            f"{stats.requests['GET /v1/generations/{id}']} status GET(s), "
+            f"{stats.requests['GET output']} output download(s)."
+        )
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The end of a task log, each structured event shown as its text."""
+    shown = []
+    for line in path.read_text(errors="replace").splitlines()[-lines:]:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            shown.append(line)
+            continue
+        detail = event.get("error_detail")
+        shown.append(f"{event.get('level', '')} {event.get('event', '')}" + (f" {detail}" if detail else ""))
+    return "\n".join(shown)
+
+
+def failure_report(services: AirflowServices, dag_id: str, run_id: str) -> str:
+    """Which task instances failed, and the end of each one's last log."""
+    failed = [ti for ti in services.all_task_instances(dag_id, run_id) if ti["state"] == "failed"]
+    parts = [f"{dag_id} run {run_id} failed; failed task(s): " + ", ".join(_name(ti) for ti in failed)]
+    for ti in failed:
+        logs = [
+            path
+            for path in services.task_log_files(dag_id, run_id, ti["task_id"])
+            if ti["map_index"] < 0 or f"map_index={ti['map_index']}" in str(path)
+        ]
+        if logs:
+            parts.append(f"--- {_name(ti)}: {logs[-1]}\n{_tail(logs[-1])}")
+    return "\n".join(parts)
+
+
+def _name(ti: dict[str, Any]) -> str:
+    return ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
