@@ -21,8 +21,9 @@ FLOOR_VENV := .venv-floor
 FLOOR_CONSTRAINTS := scripts/floor-constraints.txt
 
 # The floor run leaves out what only makes sense against the newest Airflow, plus the slow
-# process-level checks that the main run already covers (markers are declared in pyproject.toml).
-FLOOR_MARKERS := not e2e and not packaging and not latest_airflow and not benchmark
+# process-level checks that the main run already covers, and the browser tests, which check a page's
+# rendering rather than Airflow (markers are declared in pyproject.toml).
+FLOOR_MARKERS := not e2e and not packaging and not latest_airflow and not benchmark and not browser
 
 # The official SDK's source distribution, for its own test suite: tests/testing/test_sdk_suite.py runs the
 # SDK's tests/api_resources against the emulator. The wheel has no tests, hence the sdist. It is pinned by
@@ -38,7 +39,7 @@ export PRINT_AIRFLOW_VERSION := import importlib.metadata as m; print(m.version(
 # Never let uv fetch a Python build: the machine's own interpreter is the one we test with.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help demo test lint typecheck unit floor venv floor-venv sdk-sdist clean
+.PHONY: help demo test lint typecheck unit floor venv floor-venv sdk-sdist browser clean
 
 help:
 	@echo "make demo   set everything up, then run the demo (scripts/demo.py)"
@@ -83,6 +84,24 @@ $(SDK_SDIST)/.unpacked: | $(UV)
 	rm -rf $(SDK_SDIST).tmp
 	touch $@
 
+# Debian's Chromium, for the tests marked `browser` (tests/browser.py drives it over the DevTools protocol, so
+# no chromedriver). Installed only where the machine allows it, as root with apt-get (CI's clean clone); anywhere
+# else this says why and goes on, and those tests skip with the same reason. Silent once Chromium is there.
+# `apt-get update` first: a clean machine may have no package lists, or stale ones naming removed versions.
+# --no-install-recommends: the recommends (sandbox helper, desktop extras) serve a desktop, not a headless test.
+CHROMIUM_PACKAGE := chromium
+browser:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; \
+	elif [ "$$(id -u)" != 0 ]; then echo "== no Chromium, and not root to install it: the browser tests will skip"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "== no Chromium, and no apt-get: the browser tests will skip"; \
+	else \
+		echo "== installing Debian's $(CHROMIUM_PACKAGE) for the browser tests (about 100 MB)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		if time (apt-get update -qq && apt-get install -y -qq --no-install-recommends $(CHROMIUM_PACKAGE) >/dev/null); \
+		then chromium --version; \
+		else echo "== apt-get could not install $(CHROMIUM_PACKAGE): the browser tests will skip"; fi; \
+	fi
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/python scripts/demo.py
 
@@ -96,7 +115,7 @@ typecheck: $(VENV)/.installed
 	time $(VENV)/bin/mypy
 
 # pytest's exit code 5 ("no tests collected") fails the target like any other error.
-unit: $(VENV)/.installed $(SDK_SDIST)/.unpacked
+unit: $(VENV)/.installed $(SDK_SDIST)/.unpacked browser
 	@echo "== pytest (full suite, Airflow $$($(VENV)/bin/python -c "$$PRINT_AIRFLOW_VERSION"))"
 	time $(VENV)/bin/pytest
 

@@ -3,8 +3,9 @@ Session set-up shared by every test: a private AIRFLOW_HOME on SQLite, set befor
 
 The metadata database is migrated once per session, and only when a test asks for it through the
 ``airflow_db`` fixture, so unit tests of the hook or the models stay fast. Also here, as they serve
-several folders: moto's S3 server on 127.0.0.1 (``s3_server``, ``s3``) and the real OpenLineage
-listener writing to a file (``openlineage_events``).
+several folders: moto's S3 server on 127.0.0.1 (``s3_server``, ``s3``), the real OpenLineage
+listener writing to a file (``openlineage_events``) and a fresh folder as the deployment's storage
+(``output_path``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support import AWS_CONN_ID, BUCKET, S3Server
+from tests.support import AWS_CONN_ID, BUCKET, S3Server, use_output_folder
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytest_plugins = ["tests.fakes"]
+# tests.browser: the headless Chromium fixtures (chromium, browser_page).
+pytest_plugins = ["tests.fakes", "tests.browser"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="luma-tests-airflow-home-"))
@@ -49,6 +51,12 @@ def airflow_db() -> Iterator[Path]:
         capture_output=True,
     )
     yield _AIRFLOW_HOME
+
+
+@pytest.fixture
+def output_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The deployment's storage for the run: ``[luma] output_path`` pointed at a fresh folder."""
+    return use_output_folder(monkeypatch, tmp_path / "outputs")
 
 
 @pytest.fixture(scope="session")

@@ -73,6 +73,19 @@ def run_dag(
         return DagRunResult(run.state, run.run_id, {(ti.task_id, ti.map_index): ti for ti in tis})
 
 
+def use_output_folder(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    """
+    Make ``folder`` the deployment's storage (``[luma] output_path``) for DAG runs, with no storage
+    connection and the example DAGs' own assets: whatever the environment set is undone.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("AIRFLOW__LUMA__OUTPUT_PATH", folder.as_uri())
+    monkeypatch.delenv("AIRFLOW__LUMA__OUTPUT_CONN_ID", raising=False)
+    monkeypatch.delenv("LUMA_EXAMPLE_ASSETS", raising=False)
+    monkeypatch.delenv("LUMA_EXAMPLE_ASSETS_CONN_ID", raising=False)
+    return folder
+
+
 def xcom(ti: Any, key: str = "return_value") -> Any:
     """The value a task instance pushed under ``key``, read from the metadata DB."""
     from airflow.models.xcom import XComModel

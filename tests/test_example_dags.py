@@ -77,18 +77,6 @@ def test_example_file_parses_alone_quickly(dag_file: Path) -> None:
 # --- runs against the emulator ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def output_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """The deployment's storage for the run: ``[luma] output_path`` pointed at a fresh folder."""
-    folder = tmp_path / "outputs"
-    folder.mkdir()
-    monkeypatch.setenv("AIRFLOW__LUMA__OUTPUT_PATH", folder.as_uri())
-    monkeypatch.delenv("AIRFLOW__LUMA__OUTPUT_CONN_ID", raising=False)
-    monkeypatch.delenv("LUMA_EXAMPLE_ASSETS", raising=False)
-    monkeypatch.delenv("LUMA_EXAMPLE_ASSETS_CONN_ID", raising=False)
-    return folder
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
