@@ -227,7 +227,7 @@ class AirflowServices:
 
     # ----- REST API (v2) -----
 
-    def _headers(self) -> dict[str, str]:
+    def auth_headers(self) -> dict[str, str]:
         if self._token is None:
             if self.login is None:
                 response = httpx.get(f"{self.base_url}/auth/token", timeout=30)
@@ -241,7 +241,7 @@ class AirflowServices:
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One REST API call (``path`` below ``/api/v2``) with a bearer token."""
         return httpx.request(
-            method, f"{self.base_url}/api/v2{path}", headers=self._headers(), timeout=30, **kwargs
+            method, f"{self.base_url}/api/v2{path}", headers=self.auth_headers(), timeout=30, **kwargs
         )
 
     def api_json(self, method: str, path: str, **kwargs: Any) -> Any:
