@@ -113,7 +113,8 @@ def _card(image: GalleryImage, base_url: str) -> str:
     link = task_link(base_url, image)
     made_by_html = html.escape(made_by)
     if link:
-        made_by_html = f'<a href="{html.escape(link)}">{made_by_html}</a>'
+        # _top: inside Airflow's UI the view is in a frame, and the task's page belongs in the window.
+        made_by_html = f'<a href="{html.escape(link)}" target="_top">{made_by_html}</a>'
     rows = [
         ("Prompt", html.escape(image.prompt)),
         ("Model", html.escape(f"{image.model} ({image.type})")),

@@ -292,16 +292,20 @@ def store_output(
     cost: float | None = 0.0404,
     dag_id: str = "refresh",
     written_at: str = "2026-12-01T10:00:00+00:00",
+    data: bytes | None = None,
 ) -> dict[str, Any]:
     """
     An image and its metadata record at ``root / name``, as the upload writes them; returns the
     upload's result entry for it (what ``LumaUploadOutputsOperator`` lists under ``outputs``).
+
+    :param data: the image's bytes; by default a PNG signature and a few bytes, which no browser
+        decodes (pass a real image for a test that renders the page).
     """
     import hashlib
 
     image = root / name
     image.parent.mkdir(parents=True, exist_ok=True)
-    data = b"\x89PNG\r\n\x1a\n" + name.encode() + bytes([index])
+    data = data if data is not None else b"\x89PNG\r\n\x1a\n" + name.encode() + bytes([index])
     image.write_bytes(data)
     entry = {
         "index": index,
