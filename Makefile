@@ -42,7 +42,7 @@ export UV_PYTHON_DOWNLOADS := never
 .PHONY: help demo test lint typecheck unit floor venv floor-venv sdk-sdist browser clean
 
 help:
-	@echo "make demo   set everything up, then run the demo (scripts/demo.py)"
+	@echo "make demo   set everything up, then run the demo (scripts/demo.py; options: DEMO_ARGS=...)"
 	@echo "make test   set everything up, then lint, type-check, run the suite, and re-run it on the Airflow floor"
 	@echo "make clean  remove the virtual environments, the downloaded SDK sdist and build leftovers"
 
@@ -102,8 +102,9 @@ browser:
 		else echo "== apt-get could not install $(CHROMIUM_PACKAGE): the browser tests will skip"; fi; \
 	fi
 
+# Options go through DEMO_ARGS: make demo DEMO_ARGS=--keep-running (scripts/demo.py --help lists them).
 demo: $(VENV)/.installed
-	$(VENV)/bin/python scripts/demo.py
+	$(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
 
 lint: $(VENV)/.installed
 	@echo "== ruff"
