@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_luma._redaction import redact_secrets
 
 if TYPE_CHECKING:
     from airflow_provider_luma.testing import LumaEmulator
@@ -74,18 +75,6 @@ def stored_images(services: AirflowServices, dag_id: str, run_id: str) -> list[S
     return images
 
 
-def _jobs(services: AirflowServices) -> dict[str, int]:
-    """How many jobs of each type the metadata database holds (a TriggererJob means a triggerer ran)."""
-    with sqlite3.connect(services.home / "airflow.db") as db:
-        return dict(db.execute("SELECT job_type, COUNT(*) FROM job GROUP BY job_type").fetchall())
-
-
-def _deferred_map_indexes(services: AirflowServices, dag_id: str, run_id: str) -> int:
-    """How many generate task instances waited in the triggerer: the triggerer logs beside each one's."""
-    logs = services.task_log_files(dag_id, run_id, "generate")
-    return len({path.parent for path in logs if ".trigger." in path.name})
-
-
 def print_summary(
     services: AirflowServices,
     runs: tuple[tuple[str, str], tuple[str, str]],
@@ -112,11 +101,13 @@ def print_summary(
         f"Estimated cost (Luma's list prices): {spend['estimated_cost_usd']:.4f} USD for "
         f"{spend['submissions']} submission(s), {spend['abandoned']} abandoned"
     )
-    jobs = _jobs(services)
-    deferred = _deferred_map_indexes(services, refresh_dag, refresh_run)
+    jobs = services.job_counts()
+    waits = services.waits_ended_in_triggerer(refresh_dag, refresh_run)
+    generates = sum(task_id == "generate" for task_id, _ in waits)
     print(
-        f"Waits in the triggerer: {deferred} generate task instance(s) deferred; the database holds "
-        f"{jobs.get('TriggererJob', 0)} TriggererJob(s), {jobs.get('SchedulerJob', 0)} SchedulerJob(s)"
+        f"Waits in the triggerer: {generates} generate task instance(s) deferred, each resumed by its "
+        f"trigger's event; {services.database} "
+        f"holds {jobs.get('TriggererJob', 0)} TriggererJob(s), {jobs.get('SchedulerJob', 0)} SchedulerJob(s)"
     )
     if emulator is not None:
         stats = emulator.stats
@@ -128,32 +119,21 @@ def print_summary(
         )
 
 
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """The end of a task log, each structured event shown as its text."""
-    shown = []
-    for line in path.read_text(errors="replace").splitlines()[-lines:]:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            shown.append(line)
-            continue
-        detail = event.get("error_detail")
-        shown.append(f"{event.get('level', '')} {event.get('event', '')}" + (f" {detail}" if detail else ""))
-    return "\n".join(shown)
-
-
 def failure_report(services: AirflowServices, dag_id: str, run_id: str) -> str:
     """Which task instances failed, and the end of each one's last log."""
-    failed = [ti for ti in services.all_task_instances(dag_id, run_id) if ti["state"] == "failed"]
-    parts = [f"{dag_id} run {run_id} failed; failed task(s): " + ", ".join(_name(ti) for ti in failed)]
+    failed = services.failed_task_instances(dag_id, run_id)
+    parts = [
+        f"{dag_id} run {run_id} failed ({services.progress(dag_id, run_id)}); failed task(s): "
+        + (", ".join(_name(ti) for ti in failed) or "none (the run itself failed, e.g. it timed out)")
+    ]
     for ti in failed:
-        logs = [
-            path
-            for path in services.task_log_files(dag_id, run_id, ti["task_id"])
-            if ti["map_index"] < 0 or f"map_index={ti['map_index']}" in str(path)
-        ]
-        if logs:
-            parts.append(f"--- {_name(ti)}: {logs[-1]}\n{_tail(logs[-1])}")
+        tail = services.task_log_tail(ti, LOG_TAIL_LINES)
+        if tail is None:
+            parts.append(f"--- {_name(ti)}: no log under {services.task_logs}")
+        else:
+            path, text = tail
+            # Airflow masks the connection's key in task logs; this also cuts anything shaped like one.
+            parts.append(f"--- {_name(ti)}, the end of {path}:\n{redact_secrets(text)}")
     return "\n".join(parts)
 
 

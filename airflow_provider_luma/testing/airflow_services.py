@@ -17,9 +17,11 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 T = TypeVar("T")
@@ -68,6 +70,38 @@ class Service:
         return "\n".join(text.splitlines()[-lines:])
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    """
+    Where a DAG run's task instances are, each map index counted: what someone watching a run wants
+    in one line. A mapped task adds its instances once it expands, so ``total`` grows during a run.
+    """
+
+    total: int
+    done: int
+    deferred: int
+    running: int
+    failed: int
+
+    @classmethod
+    def of(cls, states: Iterable[str | None]) -> RunProgress:
+        counts = Counter(states)
+        return cls(
+            total=sum(counts.values()),
+            done=counts["success"] + counts["skipped"],
+            deferred=counts["deferred"],
+            running=counts["running"],
+            # An upstream failure is the same failure seen downstream: the watcher wants both counted.
+            failed=counts["failed"] + counts["upstream_failed"],
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"{self.done}/{self.total} done, {self.deferred} deferred, {self.running} running, "
+            f"{self.failed} failed"
+        )
+
+
 @dataclass
 class AirflowServices:
     """
@@ -93,6 +127,11 @@ class AirflowServices:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def database(self) -> Path:
+        """The SQLite metadata database."""
+        return self.home / "airflow.db"
+
+    @property
     def task_logs(self) -> Path:
         return self.home / "logs"
 
@@ -113,13 +152,15 @@ class AirflowServices:
                 "AIRFLOW__CORE__PARALLELISM": "2",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.database}",
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": self.base_url,
                 "AIRFLOW__API__WORKERS": "1",
                 # One secret for the api-server that signs the workers' tokens and everyone checking them.
                 "AIRFLOW__API_AUTH__JWT_SECRET": "luma-e2e-jwt-secret-not-for-production",
+                # Airflow 3.1 leaves ``iss`` unset and PyJWT 2.10+ refuses to sign such a token (a 500).
+                "AIRFLOW__API_AUTH__JWT_ISSUER": "luma-airflow-services",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
@@ -268,10 +309,11 @@ class AirflowServices:
     def trigger(
         self, dag_id: str, conf: Mapping[str, Any] | None = None, *, logical_date: str | None = None
     ) -> str:
-        """Unpause ``dag_id`` and start a run now; returns the run id."""
-        self.unpause(dag_id)
+        """Start a run of ``dag_id`` now and unpause it; returns the run id."""
         body = {"logical_date": logical_date, "conf": conf or {}}
         run = self.api_json("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        # Only now: unpaused first, a scheduled DAG could get its own run for ``logical_date`` in between.
+        self.unpause(dag_id)
         return str(run["dag_run_id"])
 
     def trigger_next_scheduled(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
@@ -304,6 +346,34 @@ class AirflowServices:
         body = self.api_json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
         return list(body["task_instances"])
 
+    def progress(self, dag_id: str, run_id: str) -> RunProgress:
+        """How many of the run's task instances are done, deferred, running and failed."""
+        return RunProgress.of(ti["state"] for ti in self.all_task_instances(dag_id, run_id))
+
+    def failed_task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The run's task instances that failed themselves (not those an upstream failure stopped)."""
+        return [ti for ti in self.all_task_instances(dag_id, run_id) if ti["state"] == "failed"]
+
+    def waits_ended_in_triggerer(self, dag_id: str, run_id: str) -> set[tuple[str, int]]:
+        """
+        ``(task_id, map_index)`` of every task instance of the run that deferred and whose trigger
+        fired in the triggerer: the triggerer writes each trigger's log beside the task's
+        (``attempt=N.log.trigger.<id>.log``). Read from those files because they outlive the run
+        (trigger rows are deleted once they fire) and Airflow 3.1's audit log has no deferral event.
+        """
+        waits = set()
+        for path in self.task_logs.glob(f"dag_id={dag_id}/run_id={run_id}/task_id=*/**/*.log.trigger.*.log"):
+            if '"Trigger fired event"' not in path.read_text(errors="replace"):
+                continue
+            parts = dict(part.split("=", 1) for part in path.parent.relative_to(self.task_logs).parts)
+            waits.add((parts["task_id"], int(parts.get("map_index", -1))))
+        return waits
+
+    def job_counts(self) -> dict[str, int]:
+        """How many jobs of each type the metadata database holds (a ``TriggererJob``: a triggerer ran)."""
+        with contextlib.closing(sqlite3.connect(self.database)) as db:
+            return dict(db.execute("SELECT job_type, COUNT(*) FROM job GROUP BY job_type").fetchall())
+
     def create_pool(self, name: str, slots: int, description: str, *, include_deferred: bool) -> None:
         """A pool; ``include_deferred`` counts deferred task instances against its slots."""
         flags = ["--include-deferred"] if include_deferred else []
@@ -326,6 +396,42 @@ class AirflowServices:
         """The log files the task's tries (and its triggers) wrote under AIRFLOW_HOME/logs."""
         for folder in self.task_logs.glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}*"):
             yield from sorted(path for path in folder.rglob("*") if path.is_file())
+
+    def task_log_tail(self, ti: Mapping[str, Any], lines: int = 25) -> tuple[Path, str] | None:
+        """
+        The log of a task instance's last try (as the REST API returns it) and its last ``lines``
+        events as text; ``None`` when it wrote none. The task writes the same file again when it
+        resumes after a deferral, so that file ends with how the try ended.
+        """
+        folder = (
+            self.task_logs
+            / f"dag_id={ti['dag_id']}"
+            / f"run_id={ti['dag_run_id']}"
+            / f"task_id={ti['task_id']}"
+        )
+        if ti["map_index"] >= 0:
+            folder /= f"map_index={ti['map_index']}"
+        path = folder / f"attempt={ti['try_number']}.log"
+        if not path.is_file():
+            return None
+        return path, "\n".join(
+            _log_event_text(line) for line in path.read_text(errors="replace").splitlines()[-lines:]
+        )
+
+
+def _log_event_text(line: str) -> str:
+    """One line of a task log as a person reads it: Airflow 3 writes each event as a JSON object."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(event, dict):
+        return line
+    text = f"{event.get('timestamp', '')[11:19]} {event.get('level', '').upper()} {event.get('event', '')}"
+    # A failure's exceptions, innermost last; their frames are noise in a summary.
+    for error in event.get("error_detail") or []:
+        text += f"\n    {error.get('exc_type')}: {error.get('exc_value')}"
+    return text
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
