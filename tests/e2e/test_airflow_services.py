@@ -25,6 +25,7 @@ import psutil
 import pytest
 
 from airflow_provider_luma.testing.airflow_services import AirflowServices, wait_for
+from tests.e2e.deployment import luma_deployment
 from tests.support import assert_no_leaks, metadata_db_texts, text_files
 
 if TYPE_CHECKING:
@@ -97,18 +98,8 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ERun]:
     root = tmp_path_factory.mktemp("e2e-services")
     # The generation stays "processing" until the test completes it (set_state below).
     emulator = LumaEmulator(queued_seconds=0.2, processing_seconds=3600, long_edge=64)
-    emulator.start()
-    services = AirflowServices(
-        home=root / "airflow-home",
-        dags_folder=DAGS_FOLDER,
-        extra_env={
-            "AIRFLOW_CONN_LUMA_DEFAULT": emulator.connection_json(),
-            "AIRFLOW__LUMA__OUTPUT_PATH": str(root / "output"),
-        },
-    )
-    result = E2ERun(services=services, output_dir=root / "output", api_key=emulator.api_key)
-    try:
-        services.start()
+    with luma_deployment(root, emulator, dags_folder=DAGS_FOLDER) as services:
+        result = E2ERun(services=services, output_dir=root / "output", api_key=emulator.api_key)
         services.wait_for_dag(DAG_ID)
         result.run_id = run_id = services.trigger(DAG_ID)
 
@@ -149,13 +140,6 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ERun]:
         result.killed_tis = services.task_instances(KILLED_DAG_ID, result.killed_run_id)
         result.killed_counts = _counts(emulator)
         yield result
-    finally:
-        try:
-            services.stop()
-        finally:
-            emulator.stop()
-            # Shown by pytest only when a test of this module failed.
-            print(services.log_tails())
 
 
 def test_run_succeeds(e2e_run: E2ERun) -> None:

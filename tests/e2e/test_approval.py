@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from airflow_provider_luma.testing.airflow_services import AirflowServices, wait_for
+from tests.e2e.deployment import luma_deployment
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -57,21 +58,15 @@ def approval(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApprovalRun]:
 
     root = tmp_path_factory.mktemp("approval")
     emulator = LumaEmulator(queued_seconds=0.2, processing_seconds=0.8, long_edge=64)
-    emulator.start()
-    services = AirflowServices(
-        home=root / "airflow-home",
+    with luma_deployment(
+        root,
+        emulator,
         dags_folder=EXAMPLE_DAGS,
         login=("reviewer", "approval-e2e-password"),
-        extra_env={
-            "AIRFLOW_CONN_LUMA_DEFAULT": emulator.connection_json(),
-            "AIRFLOW__LUMA__OUTPUT_PATH": (root / "output").as_uri(),
-            "AIRFLOW__LUMA__INITIAL_WAIT": "0.5",
-            "AIRFLOW__LUMA__POLL_INTERVAL": "0.5",
-        },
-    )
-    result = ApprovalRun(services=services, output=root / "output")
-    try:
-        services.start()
+        AIRFLOW__LUMA__INITIAL_WAIT="0.5",
+        AIRFLOW__LUMA__POLL_INTERVAL="0.5",
+    ) as services:
+        result = ApprovalRun(services=services, output=root / "output")
         services.wait_for_dag(DAG_ID)
         services.create_pool("luma_api", 10, "Luma concurrent jobs", include_deferred=True)
         result.run_id = run_id = services.trigger(DAG_ID, {"max_images": 3})
@@ -105,12 +100,6 @@ def approval(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApprovalRun]:
         result.run = services.wait_for_run(DAG_ID, run_id, timeout=300)
         result.counts = {"created": emulator.stats.generations_created, **emulator.stats.requests}
         yield result
-    finally:
-        try:
-            services.stop()
-        finally:
-            emulator.stop()
-            print(services.log_tails())
 
 
 def test_the_run_succeeds_after_the_review(approval: ApprovalRun) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_luma.testing.airflow_services import AirflowServices, wait_for
+from tests.e2e.deployment import luma_deployment
 from tests.support import assert_no_leaks, text_files
 
 if TYPE_CHECKING:
@@ -51,21 +52,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
 
     root = tmp_path_factory.mktemp("refresh-gallery")
     emulator = LumaEmulator(queued_seconds=0.3, processing_seconds=1.5, long_edge=64)
-    emulator.start()
-    services = AirflowServices(
-        home=root / "airflow-home",
+    with luma_deployment(
+        root,
+        emulator,
         dags_folder=EXAMPLE_DAGS,
-        extra_env={
-            "AIRFLOW_CONN_LUMA_DEFAULT": emulator.connection_json(),
-            "AIRFLOW__LUMA__OUTPUT_PATH": (root / "output").as_uri(),
-            "AIRFLOW__LUMA__INITIAL_WAIT": "0.5",
-            "AIRFLOW__LUMA__POLL_INTERVAL": "0.5",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-        },
-    )
-    result = Runs(services=services, output=root / "output", api_key=emulator.api_key)
-    try:
-        services.start()
+        AIRFLOW__LUMA__INITIAL_WAIT="0.5",
+        AIRFLOW__LUMA__POLL_INTERVAL="0.5",
+        AIRFLOW__CORE__PARALLELISM="4",
+    ) as services:
+        result = Runs(services=services, output=root / "output", api_key=emulator.api_key)
         services.wait_for_dag(REFRESH)
         services.wait_for_dag(GALLERY)
         services.create_pool("luma_api", POOL_SLOTS, "Luma concurrent jobs", include_deferred=True)
@@ -73,6 +68,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         result.refresh_run = run_id = services.trigger_next_scheduled(REFRESH, {"max_images": IMAGES})
 
         def finished() -> bool | None:
+            services.raise_if_exited()
             # Sampled while the run goes: how many generate instances hold a pool slot at once.
             tis = [ti for ti in services.all_task_instances(REFRESH, run_id) if ti["task_id"] == "generate"]
             active = sum(ti["state"] in ("queued", "running", "deferred") for ti in tis)
@@ -98,12 +94,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         result.created = emulator.stats.generations_created
         result.posts = emulator.stats.requests["POST /v1/generations"]
         yield result
-    finally:
-        try:
-            services.stop()
-        finally:
-            emulator.stop()
-            print(services.log_tails())
 
 
 def test_both_runs_succeed(runs: Runs) -> None:
